@@ -1,0 +1,53 @@
+# Entry points. Every target depends on `setup`, which is a no-op (a file
+# timestamp check) once .venv matches requirements.txt.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.setup-done
+
+CONFIG ?= configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py
+CHECKPOINT ?= checkpoints/faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth
+DEMO_CHECKPOINT ?= checkpoints/random_r50_fpn_seed0.pth
+REPOSITORY ?= model_repository
+MODEL ?= faster_rcnn
+FORMAT ?= onnxruntime
+IMAGES ?= assets/samples
+RESULTS ?= results
+URL ?= localhost:8001
+HOST ?= 127.0.0.1
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PYTEST_ARGS ?=
+
+.PHONY: setup checkpoint export serve detect demo test clean
+
+setup: $(STAMP)
+$(STAMP): requirements.txt scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+checkpoint: setup  ## download the COCO Faster R-CNN weights and verify their hash
+	$(PY) -m export.checkpoint -o checkpoints
+
+export: setup  ## checkpoint + config -> verified model in the Triton repository
+	$(PY) -m export -c $(CONFIG) -w $(CHECKPOINT) -f $(FORMAT) -m $(MODEL) -r $(REPOSITORY)
+
+serve: setup  ## run Triton on the repository until Ctrl-C
+	$(PY) -m serve -r $(REPOSITORY) --host $(HOST) --http-port $(HTTP_PORT) \
+	  --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+detect: setup  ## send IMAGES to a running server, annotated copies into RESULTS
+	$(PY) -m client -u $(URL) -m $(MODEL) --out $(RESULTS) $(IMAGES)
+
+$(DEMO_CHECKPOINT): | setup
+	$(PY) -m export.random_checkpoint -c $(CONFIG) -o $@
+
+demo: setup $(DEMO_CHECKPOINT)  ## offline: export, serve, detect on the samples, stop
+	$(PY) -m serve.demo -c $(CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
+	  -r $(REPOSITORY) --images $(IMAGES) --out $(RESULTS)
+
+test: setup  ## the test suite (starts its own server on free ports)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(RESULTS) .triton .pytest_cache

@@ -1,0 +1,123 @@
+"""mmdet's test-time preprocessing, reproduced step for step in NumPy + OpenCV.
+
+The server, the in-process ONNX Runtime path and the parity check all call
+this one function, so "exact" means exactly one thing. The steps are those of
+mmdet 3.x's ``LoadImageFromFile -> Resize(keep_ratio) -> DetDataPreprocessor``:
+``cv2.imdecode(IMREAD_COLOR)`` (EXIF orientation applied, grey and alpha made
+BGR), ``mmcv.imrescale``'s scale rule and cv2 bilinear resize of the uint8
+image, BGR->RGB, ``(x - mean) / std`` in float32, and zero padding (in
+normalised space) bottom/right to a multiple of the divisor.
+"""
+from __future__ import annotations
+
+import io
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
+
+
+class ImageError(ValueError):
+    """The bytes are not an image this pipeline can read."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The parameters, as read from the mmdet config at export time."""
+    mean: Tuple[float, float, float] = (123.675, 116.28, 103.53)
+    std: Tuple[float, float, float] = (58.395, 57.12, 57.375)
+    to_rgb: bool = True
+    scale: Tuple[int, int] = (1333, 800)  # (long edge, short edge) bound
+    pad_size_divisor: int = 32
+    pad_value: float = 0.0
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, compare=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'Preprocessing':
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ('mean', 'std', 'scale'):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+@dataclass
+class Prepared:
+    """One preprocessed image and what is needed to map boxes back."""
+    tensor: np.ndarray          # float32 [3, H_pad, W_pad]
+    img_shape: Tuple[int, int]  # resized (h, w), before padding
+    ori_shape: Tuple[int, int]  # decoded (h, w)
+    scale_factor: Tuple[float, float]  # (w_scale, h_scale), as mmdet's
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode like mmcv.imfrombytes(flag='color', backend='cv2').
+
+    The pixel cap is checked on the header (Pillow reads only that) so that a
+    decompression bomb is refused before any pixel is allocated.
+    """
+    if not data:
+        raise ImageError('empty image payload')
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+    except Image.DecompressionBombError:
+        width, height = max_pixels + 1, 1
+    except (OSError, ValueError, SyntaxError):
+        width = height = 0  # let OpenCV judge formats Pillow does not know
+    if width * height > max_pixels:
+        raise ImageError(f'image of {width}x{height} pixels is over the '
+                         f'limit of {max_pixels} pixels')
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError('not a decodable image (unknown format or corrupt)')
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise ImageError(f'image of {image.shape[1]}x{image.shape[0]} pixels '
+                         f'is over the limit of {max_pixels} pixels')
+    return image
+
+
+def rescale_size(width: int, height: int,
+                 scale: Sequence[int]) -> Tuple[Tuple[int, int], float]:
+    """mmcv.rescale_size: fit (long, short) bounds, keeping the ratio."""
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width),
+                 short_edge / min(height, width))
+    return (int(width * factor + 0.5), int(height * factor + 0.5)), factor
+
+
+def prepare(image: np.ndarray, params: Preprocessing) -> Prepared:
+    """Resize, normalise and pad one decoded BGR uint8 image."""
+    height, width = image.shape[:2]
+    (new_w, new_h), _ = rescale_size(width, height, params.scale)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pixels = resized[..., ::-1] if params.to_rgb else resized
+    mean = np.asarray(params.mean, np.float32)
+    std = np.asarray(params.std, np.float32)
+    normalised = (pixels.astype(np.float32) - mean) / std
+    divisor = params.pad_size_divisor
+    pad_h = -(-new_h // divisor) * divisor
+    pad_w = -(-new_w // divisor) * divisor
+    tensor = np.full((3, pad_h, pad_w), params.pad_value, np.float32)
+    tensor[:, :new_h, :new_w] = normalised.transpose(2, 0, 1)
+    return Prepared(tensor=tensor, img_shape=(new_h, new_w),
+                    ori_shape=(height, width),
+                    scale_factor=(new_w / width, new_h / height))
+
+
+def batch(prepared: Sequence[Prepared]) -> Tuple[np.ndarray, np.ndarray]:
+    """Stack equally padded images into the detector's two inputs."""
+    shapes = {p.tensor.shape for p in prepared}
+    if len(shapes) != 1:
+        raise ValueError(f'cannot batch images padded to {sorted(shapes)}')
+    tensors = np.stack([p.tensor for p in prepared])
+    img_shapes = np.asarray([p.img_shape for p in prepared], np.float32)
+    return tensors, img_shapes

@@ -1,0 +1,89 @@
+"""python -m export: checkpoint + mmdet config -> verified Triton model."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+DEFAULT_IMAGES = ROOT / 'assets/samples'
+IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.webp'}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from .formats import FORMATS, table
+    p = argparse.ArgumentParser(
+        prog='python -m export', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='formats:\n' + table())
+    p.add_argument('-c', '--config', type=Path, default=DEFAULT_CONFIG,
+                   help='mmdet model config (default: %(default)s)')
+    p.add_argument('-w', '--checkpoint', type=Path, required=True,
+                   help='mmdet checkpoint (.pth)')
+    p.add_argument('-f', '--format', choices=sorted(FORMATS),
+                   default='onnxruntime', help='export format')
+    p.add_argument('-m', '--name', default='faster_rcnn',
+                   help='model name; the detector is written as '
+                   '<name>_detector (default: %(default)s)')
+    p.add_argument('-r', '--repository', type=Path,
+                   default=ROOT / 'model_repository',
+                   help='Triton model repository (default: %(default)s)')
+    p.add_argument('--version', type=int, default=None,
+                   help='version folder (default: the next free one)')
+    p.add_argument('--images', type=Path, nargs='+', default=[DEFAULT_IMAGES],
+                   help='images or folders for the parity check')
+    p.add_argument('--min-parity', type=float, default=0.95,
+                   help='fraction of mmdet\'s top-100 detections ONNX must '
+                   'reproduce on every image (default: %(default)s)')
+    p.add_argument('--instances', type=int, default=1,
+                   help='Triton instance count')
+    p.add_argument('--trt-accelerator', choices=('FP32', 'FP16'),
+                   help='add the TensorRT execution accelerator block to '
+                   'the onnxruntime config (GPU hosts)')
+    p.add_argument('-v', '--verbose', action='store_true')
+    args = p.parse_args(argv)
+    if args.version is not None and args.version < 1:
+        p.error('--version must be 1 or more')
+    return args
+
+
+def image_files(paths) -> list:
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='[%(name)s] %(message)s')
+    if not args.verbose:
+        warnings.filterwarnings('ignore')  # tracer and deprecation chatter
+        for noisy in ('mmengine', 'mmdeploy'):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    from .errors import ExportError
+    from .pipeline import Request, run
+    try:
+        result = run(Request(
+            config=args.config, checkpoint=args.checkpoint,
+            images=image_files(args.images), format=args.format,
+            name=args.name, repository=args.repository, version=args.version,
+            min_parity=args.min_parity, instances=args.instances,
+            trt_accelerator=args.trt_accelerator))
+    except ExportError as exc:
+        print(f'export: error: {exc}', file=sys.stderr)
+        return 1
+    print(f'export: wrote {result.version_dir}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Checkpoints: download with hash check, and loading without code execution."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ExportError
+
+
+@dataclass(frozen=True)
+class Release:
+    url: str
+    sha256_prefix: str  # OpenMMLab names files after their hash's first 8 hex
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit('/', 1)[-1]
+
+
+SEED = Release(
+    url='https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/'
+    'faster_rcnn_r50_fpn_1x_coco/'
+    'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth',
+    sha256_prefix='047c8118')
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(release: Release, directory: Path, timeout: float = 30) -> Path:
+    """Fetch a release into ``directory`` unless a verified copy is there."""
+    target = directory / release.filename
+    if target.exists() and sha256(target).startswith(release.sha256_prefix):
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=directory, suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(
+                release.url, timeout=timeout) as response:
+            for block in iter(lambda: response.read(1 << 20), b''):
+                out.write(block)
+        digest = sha256(Path(partial))
+        if not digest.startswith(release.sha256_prefix):
+            raise ExportError(
+                f'downloaded {release.filename} has sha256 {digest[:8]}..., '
+                f'expected {release.sha256_prefix}...')
+        os.replace(partial, target)
+        return target
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, 'reason', exc)
+        raise ExportError(f'cannot download {release.url}: {reason} '
+                          '(no network? copy the file into '
+                          f'{directory}/ by hand)') from None
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def load(path: Path) -> dict:
+    """Read a checkpoint with ``weights_only=True``: tensors and plain data
+    only, so a malicious file cannot run code on load."""
+    if not path.is_file():
+        raise ExportError(f'checkpoint not found: {path} (`make checkpoint` '
+                          'downloads the COCO weights)')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ExportError(
+            f'checkpoint {path} is refused by the safe loader ({first})'
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExportError(
+            f'checkpoint {path} is corrupt or not a PyTorch file ({first})'
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ExportError(f'checkpoint {path} holds a {type(checkpoint).__name__},'
+                          ' not a state dict')
+    return checkpoint
+
+
+def class_names(checkpoint: dict) -> tuple | None:
+    """Class names as mmdet 3.x (``dataset_meta``) or 2.x (``CLASSES``)
+    stored them."""
+    meta = checkpoint.get('meta') or {}
+    names = (meta.get('dataset_meta') or {}).get('classes') or meta.get('CLASSES')
+    return tuple(names) if names else None
+
+
+def main(argv=None) -> int:
+    """``make checkpoint``: fetch the seed model's COCO weights."""
+    import argparse
+    import sys
+    p = argparse.ArgumentParser(prog='python -m export.checkpoint',
+                                description=main.__doc__)
+    p.add_argument('-o', '--out', type=Path, default=Path('checkpoints'))
+    args = p.parse_args(argv)
+    try:
+        print(download(SEED, args.out))
+    except ExportError as exc:
+        print(f'checkpoint: error: {exc}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The export formats, in one table: what each writes and what it needs."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+CONFIGS = Path(__file__).resolve().parent.parent / 'configs'
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    deploy_config: str       # under configs/deploy/, mmdeploy's naming
+    filename: str            # in the version folder, Triton's default name
+    backend: str = ''        # Triton `backend:` (onnxruntime)...
+    platform: str = ''       # ...or `platform:` (tensorrt_plan)
+    precision: str = 'fp32'
+    gpu: bool = False        # needs a CUDA GPU and the tensorrt package
+    max_batch_size: int = 8
+
+    @property
+    def deploy_config_path(self) -> Path:
+        return CONFIGS / 'deploy' / self.deploy_config
+
+    def unavailable(self) -> Optional[str]:
+        """Why this format cannot be built on this host, or None."""
+        if not self.gpu:
+            return None
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            return (f'format {self.name} needs the tensorrt Python package '
+                    'and a CUDA GPU; neither is here (use onnxruntime, or run '
+                    'the export on a GPU host)')
+        import torch
+        if not torch.cuda.is_available() or shutil.which('nvidia-smi') is None:
+            return f'format {self.name} needs a CUDA GPU; none is visible'
+        return None
+
+
+FORMATS = {f.name: f for f in (
+    Format('onnxruntime', 'detection_onnxruntime_dynamic.py', 'model.onnx',
+           backend='onnxruntime'),
+    Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',
+           'model.plan', platform='tensorrt_plan', gpu=True),
+    Format('tensorrt-fp16',
+           'detection_tensorrt-fp16_dynamic-320x320-1344x1344.py',
+           'model.plan', platform='tensorrt_plan', precision='fp16', gpu=True),
+)}
+
+
+def table() -> str:
+    """The formats as a markdown table (``python -m export --formats``)."""
+    rows = ['| format | Triton | file | precision | needs | deploy config |',
+            '| --- | --- | --- | --- | --- | --- |']
+    for f in FORMATS.values():
+        rows.append(
+            f'| {f.name} | {f.backend or f.platform} | {f.filename} | '
+            f'{f.precision} | {"GPU + TensorRT" if f.gpu else "CPU"} | '
+            f'{f.deploy_config} |')
+    return '\n'.join(rows)

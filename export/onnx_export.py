@@ -1,0 +1,82 @@
+"""PyTorch -> ONNX through mmdeploy's exporter, and the graph's checks."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from detection.preprocess import Prepared
+
+from . import shims
+from .errors import ExportError
+
+STANDARD_DOMAINS = ('', 'ai.onnx')
+
+
+def load_deploy_config(path: Path):
+    from mmengine.config import Config
+    return Config.fromfile(str(path))
+
+
+def export(model: torch.nn.Module, deploy_cfg, sample: Prepared,
+           out_prefix: Path) -> Path:
+    """Trace ``model`` on one preprocessed image with mmdeploy's rewriters
+    (and the project's, which restore mmdet's semantics) active."""
+    shims.apply()
+    from mmdeploy.apis.onnx import export as mmdeploy_export
+    from mmdeploy.codebase import import_codebase
+    from mmdeploy.utils import Codebase, get_backend
+    from mmdet.structures import DetDataSample
+
+    import_codebase(Codebase.MMDET)  # mmdeploy's own mmdet rewriters
+    from . import rewriters  # noqa: F401  ours, registered on import
+
+    h, w = sample.tensor.shape[1:]
+    data_samples = [DetDataSample(metainfo=dict(
+        img_shape=sample.img_shape, pad_shape=(h, w),
+        ori_shape=sample.ori_shape, scale_factor=sample.scale_factor,
+        batch_input_shape=(h, w)))]
+    onnx_cfg = deploy_cfg.onnx_config
+    inputs = (torch.from_numpy(sample.tensor[None]),
+              torch.tensor([sample.img_shape], dtype=torch.float32))
+    try:
+        mmdeploy_export(
+            model, inputs, str(out_prefix),
+            backend=get_backend(deploy_cfg).value,
+            input_metas={'data_samples': data_samples, 'mode': 'tensor'},
+            context_info={'deploy_cfg': deploy_cfg},
+            input_names=list(onnx_cfg.input_names),
+            output_names=list(onnx_cfg.output_names),
+            opset_version=onnx_cfg.opset_version,
+            dynamic_axes=onnx_cfg.dynamic_axes,
+            keep_initializers_as_inputs=onnx_cfg.keep_initializers_as_inputs,
+            optimize=False)
+    except Exception as exc:
+        raise ExportError(f'ONNX export failed: {type(exc).__name__}: '
+                          f'{str(exc).splitlines()[0] if str(exc) else ""}'
+                          ) from exc
+    finally:
+        # mmdeploy's export leaves the rewritten forward bound on the
+        # instance; drop it so the model runs as plain mmdet again.
+        model.__dict__.pop('forward', None)
+    return out_prefix.with_suffix('.onnx')
+
+
+def check(onnx_path: Path) -> Counter:
+    """``onnx.checker`` plus: only standard-domain ops, so plain ONNX Runtime
+    (and Triton's native onnxruntime backend) run it with no plugins."""
+    import onnx
+    try:
+        onnx.checker.check_model(str(onnx_path), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f'onnx.checker rejected {onnx_path.name}: '
+                          f'{str(exc).splitlines()[0]}') from None
+    graph = onnx.load(str(onnx_path)).graph
+    custom = sorted({f'{n.domain}::{n.op_type}' for n in graph.node
+                     if n.domain not in STANDARD_DOMAINS})
+    if custom:
+        raise ExportError(f'graph uses non-standard ops {custom}; '
+                          'ONNX Runtime would need plugins')
+    return Counter(n.op_type for n in graph.node)
+

@@ -1,0 +1,213 @@
+"""The export stage: load -> ONNX -> check -> parity -> [TensorRT] -> publish.
+
+Every step logs what it did, how long it took and what it wrote. Nothing
+reaches the model repository until every check has passed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+from detection.preprocess import Preprocessing, decode, prepare
+from detection.runtime import OnnxDetector
+
+from . import checkpoint as ckpt
+from . import model as detector_model
+from . import ensemble, onnx_export, parity, repository, triton_config
+from .errors import ExportError
+from .formats import FORMATS, Format
+
+log = logging.getLogger('export')
+
+PACKAGES = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmdeploy', 'onnx',
+            'onnxruntime', 'opencv-python', 'numpy')
+
+
+@dataclass
+class Request:
+    config: Path
+    checkpoint: Path
+    images: Sequence[Path]
+    format: str = 'onnxruntime'
+    name: str = 'faster_rcnn'
+    repository: Path = Path('model_repository')
+    version: Optional[int] = None
+    min_parity: float = 0.95
+    box_tol: float = 0.5
+    score_tol: float = 1e-3
+    instances: int = 1
+    trt_accelerator: Optional[str] = None
+    max_queue_delay_us: int = 2000
+
+    @property
+    def detector_name(self) -> str:
+        return f'{self.name}_detector'
+
+
+@dataclass
+class Result:
+    version_dir: Path
+    matches: List[parity.Match] = field(default_factory=list)
+
+
+@contextmanager
+def step(name: str) -> Iterator[dict]:
+    """Time a step; the body fills ``note['done']`` with what it did."""
+    note: dict = {}
+    start = time.perf_counter()
+    log.info('%s: started', name)
+    yield note
+    log.info('%s: %s (%.1f s)', name, note.get('done', 'done'),
+             time.perf_counter() - start)
+
+
+def _size(path: Path) -> str:
+    return f'{path.stat().st_size / 2**20:.1f} MB'
+
+
+def versions() -> dict:
+    found = {'python': platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def run(request: Request) -> Result:
+    fmt: Format = FORMATS[request.format]
+    reason = fmt.unavailable()
+    if reason:
+        raise ExportError(reason)
+    if not request.images:
+        raise ExportError('parity needs at least one image')
+    model_dir = repository.writable_model_dir(request.repository,
+                                              request.detector_name)
+
+    with step('load') as note:
+        model, cfg = detector_model.load(request.config, request.checkpoint)
+        params = detector_model.preprocessing(cfg)
+        digest = ckpt.sha256(Path(request.checkpoint))
+        classes = model.dataset_meta['classes']
+        note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
+                        f'{request.checkpoint} (sha256 {digest[:8]})')
+    images = [Path(p) for p in request.images]
+    decoded = [decode(p.read_bytes()) for p in images]
+
+    with tempfile.TemporaryDirectory(prefix='export-') as workdir:
+        work = Path(workdir)
+        deploy_cfg = onnx_export.load_deploy_config(fmt.deploy_config_path)
+        with step('onnx') as note:
+            onnx_path = onnx_export.export(
+                model, deploy_cfg, prepare(decoded[0], params), work / 'end2end')
+            note['done'] = (f'mmdeploy traced opset '
+                            f'{deploy_cfg.onnx_config.opset_version} -> '
+                            f'{onnx_path.name} ({_size(onnx_path)})')
+        with step('check') as note:
+            ops = onnx_export.check(onnx_path)
+            note['done'] = (f'onnx.checker passed; {sum(ops.values())} nodes, '
+                            f'standard ops only: {", ".join(sorted(ops))}')
+        with step('parity') as note:
+            matches = check_parity(model, onnx_path, params, images, decoded,
+                                   request)
+            note['done'] = parity.summary(matches)
+        artifact = onnx_path
+        if fmt.platform == 'tensorrt_plan':
+            with step('tensorrt') as note:
+                artifact = build_tensorrt(onnx_path, deploy_cfg, work)
+                note['done'] = f'built {artifact.name} ({_size(artifact)})'
+
+        with step('publish') as note:
+            inputs, outputs = triton_config.graph_io(onnx_path)
+            canvas = canvas_hw(params)
+            config = triton_config.detector(
+                request.detector_name, fmt, inputs, outputs, canvas,
+                instances=request.instances, gpu=fmt.gpu,
+                max_queue_delay_us=request.max_queue_delay_us,
+                trt_accelerator=request.trt_accelerator)
+            meta = {
+                'format': fmt.name, 'precision': fmt.precision,
+                'created': datetime.now(timezone.utc).isoformat(),
+                'config': str(request.config),
+                'model_config': cfg.pretty_text,
+                'checkpoint': str(request.checkpoint),
+                'checkpoint_sha256': digest,
+                'deploy_config': fmt.deploy_config,
+                'opset': deploy_cfg.onnx_config.opset_version,
+                'inputs': {t.name: list(t.dims) for t in inputs},
+                'outputs': {t.name: list(t.dims) for t in outputs},
+                'preprocessing': params.to_dict(),
+                'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
+                'classes': list(classes),
+                'parity': [m.__dict__ for m in matches],
+                'versions': versions(),
+            }
+
+            def fill(folder: Path) -> None:
+                shutil.copy2(artifact, folder / fmt.filename)
+                (folder / 'labels.txt').write_text('\n'.join(classes) + '\n')
+                (folder / 'metadata.json').write_text(
+                    json.dumps(meta, indent=2) + '\n')
+
+            version_dir = repository.publish_version(model_dir, request.version,
+                                                     fill)
+            repository.write_text(model_dir / 'config.pbtxt',
+                                  triton_config.to_text(config))
+            served = ensemble.write(request.repository, ensemble.configs(
+                request.name, request.detector_name, fmt.max_batch_size,
+                params, classes, cfg.model.test_cfg.rcnn.score_thr))
+            note['done'] = (f'{version_dir} ({fmt.filename} '
+                            f'{_size(version_dir / fmt.filename)}, labels.txt, '
+                            f'metadata.json, config.pbtxt); ensemble '
+                            f'{request.name} with '
+                            f'{", ".join(p.parent.name for p in served[:2])}')
+    return Result(version_dir, matches)
+
+
+def canvas_hw(params: Preprocessing) -> tuple:
+    """The padded size of a landscape image at the configured scale."""
+    divisor = params.pad_size_divisor
+    short, long_ = min(params.scale), max(params.scale)
+    return (-(-short // divisor) * divisor, -(-long_ // divisor) * divisor)
+
+
+def check_parity(model, onnx_path: Path, params: Preprocessing,
+                 images: Sequence[Path], decoded, request: Request
+                 ) -> List[parity.Match]:
+    """ONNX Runtime on our preprocessing vs mmdet's ``inference_detector`` on
+    its own pipeline, image by image; fails the export below the bar."""
+    runtime = OnnxDetector(onnx_path, params)
+    matches = []
+    for path, image in zip(images, decoded):
+        reference = parity.mmdet_detections(model, path)
+        candidate = runtime.detect([image])[0]
+        matches.append(parity.match(reference, candidate, path.name,
+                                    box_tol=request.box_tol,
+                                    score_tol=request.score_tol))
+    worst = min(matches, key=lambda m: m.fraction)
+    if worst.fraction < request.min_parity:
+        raise ExportError(
+            f'parity check failed on {worst.name}: ONNX Runtime reproduces '
+            f'{worst.matched}/{worst.reference} of mmdet\'s detections within '
+            f'{request.box_tol} px / {request.score_tol} score, below '
+            f'{request.min_parity:.0%}; nothing was written')
+    return matches
+
+
+def build_tensorrt(onnx_path: Path, deploy_cfg, work: Path) -> Path:
+    """mmdeploy's ONNX -> TensorRT engine build (GPU hosts only)."""
+    from mmdeploy.apis.tensorrt import onnx2tensorrt
+    onnx2tensorrt(str(work), 'end2end.engine', 0, deploy_cfg, str(onnx_path),
+                  device='cuda:0')
+    return work / 'end2end.engine'

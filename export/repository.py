@@ -1,0 +1,76 @@
+"""Writing into a Triton model repository without ever leaving half a model.
+
+Everything for a version is written into a hidden staging folder beside it and
+renamed into place in one step; Triton ignores folders whose name is not a
+number, so a crash mid-write leaves nothing it would load.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import ExportError
+
+
+def versions(model_dir: Path) -> list:
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir()
+                  if p.is_dir() and p.name.isdigit())
+
+
+def next_version(model_dir: Path) -> int:
+    found = versions(model_dir)
+    return found[-1] + 1 if found else 1
+
+
+def writable_model_dir(repository: Path, name: str) -> Path:
+    """Create ``repository/name`` or fail with one line saying why."""
+    model_dir = Path(repository) / name
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=model_dir, prefix='.probe-')
+        probe.close()
+    except OSError as exc:
+        raise ExportError(f'model repository {repository} is not writable: '
+                          f'{exc.strerror or exc}') from None
+    return model_dir
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace a file atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def publish_version(model_dir: Path, version: Optional[int],
+                    fill: Callable[[Path], None]) -> Path:
+    """Let ``fill`` write a version's files into a staging folder, then move
+    it to ``model_dir/<version>`` (the next free one by default). An explicit
+    version that exists is replaced."""
+    version = version or next_version(model_dir)
+    target = model_dir / str(version)
+    staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f'.{version}.'))
+    try:
+        fill(staging)
+        os.chmod(staging, 0o755)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(dir=model_dir, prefix='.old.'))
+            os.replace(target, retired / 'v')
+            os.replace(staging, target)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

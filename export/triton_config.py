@@ -1,0 +1,93 @@
+"""Triton ``config.pbtxt`` for the detector, built as a protobuf message.
+
+Names, dtypes and dims come from the exported graph, so the config cannot
+drift from the model. Written with protobuf's text format, so Triton (and the
+tests) parse exactly what was generated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from .formats import Format
+
+# ONNX TensorProto element types -> Triton data types
+_ONNX_TO_TRITON = {1: mc.TYPE_FP32, 2: mc.TYPE_UINT8, 6: mc.TYPE_INT32,
+                   7: mc.TYPE_INT64, 9: mc.TYPE_BOOL, 10: mc.TYPE_FP16,
+                   11: mc.TYPE_FP64}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    data_type: int          # a model_config_pb2 DataType
+    dims: Tuple[int, ...]   # without the batch axis; -1 where dynamic
+
+
+def graph_io(onnx_path: Path) -> Tuple[List[Tensor], List[Tensor]]:
+    """Inputs and outputs of an ONNX graph whose first axis is the batch."""
+    import onnx
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+
+    def tensors(values) -> List[Tensor]:
+        found = []
+        for value in values:
+            if value.name in initializers:
+                continue
+            kind = value.type.tensor_type
+            dims = tuple(d.dim_value if d.HasField('dim_value') else -1
+                         for d in kind.shape.dim)
+            found.append(Tensor(value.name, _ONNX_TO_TRITON[kind.elem_type],
+                                dims[1:]))
+        return found
+    return tensors(graph.input), tensors(graph.output)
+
+
+def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
+             outputs: Sequence[Tensor], warmup_hw: Tuple[int, int],
+             instances: int = 1, gpu: bool = False,
+             max_queue_delay_us: int = 2000,
+             trt_accelerator: Optional[str] = None) -> mc.ModelConfig:
+    """The detector's config.
+
+    ``trt_accelerator`` ("FP32"/"FP16") adds ONNX Runtime's TensorRT execution
+    provider for GPU hosts: the same ONNX file, TensorRT speed, no plugins.
+    """
+    config = mc.ModelConfig(name=name, max_batch_size=fmt.max_batch_size)
+    if fmt.backend:
+        config.backend = fmt.backend
+    else:
+        config.platform = fmt.platform
+    for spec, field in ((inputs, config.input), (outputs, config.output)):
+        for tensor in spec:
+            field.add(name=tensor.name, data_type=tensor.data_type,
+                      dims=list(tensor.dims))
+    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    config.instance_group.add(
+        count=instances,
+        kind=mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU)
+    warmup = config.model_warmup.add(name='zeros', batch_size=1)
+    for tensor in inputs:
+        canvas = iter(warmup_hw)  # the dynamic axes are height, width
+        dims = [d if d > 0 else next(canvas) for d in tensor.dims]
+        warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
+            data_type=tensor.data_type, dims=dims, zero_data=True))
+    if trt_accelerator:
+        accelerator = config.optimization.execution_accelerators \
+            .gpu_execution_accelerator.add(name='tensorrt')
+        accelerator.parameters['precision_mode'] = trt_accelerator
+        accelerator.parameters['max_workspace_size_bytes'] = str(1 << 30)
+    return config
+
+
+def to_text(config: mc.ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())

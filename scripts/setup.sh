@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds .venv from requirements.txt (the one file that pins every package).
+# Order matters: mmcv's setup.py imports torch and pkg_resources, so torch and
+# an older setuptools go in first and mmcv builds without isolation. pip's
+# wheel cache makes a rebuild on the same machine take seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+pin="-c requirements.txt"
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+
+step() { printf '[setup] %s\n' "$*"; }
+step "pip, setuptools (<81: mmcv's setup.py needs pkg_resources)"
+pip install $pin pip setuptools wheel
+step "torch (CPU build)"
+pip install $pin torch
+step "mmengine and mmcv's build tools"
+pip install $pin mmengine ninja psutil numpy
+if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
+  step "mmcv with compiled ops (first time: about 6 minutes on 2 cores)"
+  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \
+    pip install --no-build-isolation $pin mmcv
+fi
+# Installed without their declared dependencies, which the lock already holds:
+# - mmdeploy 1.3.1 declares protobuf<=3.20.2, but tritonclient's gRPC stubs
+#   need protobuf>=6.30; mmdeploy's exporter runs fine on the newer one.
+# - nvidia-pytriton is here only for the tritonserver binary it bundles; its
+#   numpy<2 pin would fight the rest of the stack.
+NO_DEPS="mmdeploy nvidia-pytriton"
+step "mmdet, ONNX, ONNX Runtime, Triton client, test tools"
+grep -v -E "^(mmcv|${NO_DEPS// /|})==" requirements.txt > "$VENV/requirements.rest.txt"
+pip install -r "$VENV/requirements.rest.txt"
+step "$NO_DEPS (without their declared dependencies)"
+pip install --no-deps $pin $NO_DEPS
+step "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"

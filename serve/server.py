@@ -1,0 +1,184 @@
+"""Starting, watching and stopping a real ``tritonserver`` on this host.
+
+Hosts without NVIDIA's container run the Triton 2.51 binary bundled in the
+nvidia-pytriton wheel, which carries only the Python backend. ``prepare``
+assembles a backend directory for it: that Python backend with the stub for
+this interpreter, plus this project's Python-based ``onnxruntime`` backend.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+ONNXRUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'onnxruntime' / 'model.py'
+
+
+class ServerError(RuntimeError):
+    """The server could not be started or did not become ready."""
+
+
+@dataclass(frozen=True)
+class Installation:
+    binary: Path
+    python_backend: Path
+    stub: Path
+    libs: Path
+
+    @classmethod
+    def bundled(cls) -> 'Installation':
+        # Located, not imported: the package's own code needs dependencies
+        # that were deliberately not installed.
+        spec = importlib.util.find_spec('pytriton')
+        if spec is None or not spec.submodule_search_locations:
+            raise ServerError('nvidia-pytriton is not installed; run '
+                              '`make setup`')
+        base = Path(spec.submodule_search_locations[0]) / 'tritonserver'
+        version = f'{sys.version_info.major}.{sys.version_info.minor}'
+        found = cls(binary=base / 'bin' / 'tritonserver',
+                    python_backend=base / 'backends' / 'python',
+                    stub=base / 'python_backend_stubs' / version /
+                    'triton_python_backend_stub',
+                    libs=base.parent.parent / 'nvidia_pytriton.libs')
+        for path in (found.binary, found.python_backend, found.stub):
+            if not path.exists():
+                raise ServerError(f'bundled Triton is incomplete: {path} is '
+                                  'missing')
+        return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class TritonServer:
+    """One ``tritonserver`` process; a context manager that stops it."""
+    repository: Path
+    host: str = '127.0.0.1'
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    workdir: Path = ROOT / '.triton'
+    log_file: Optional[Path] = None
+    model_control: str = 'none'   # no load/unload over the API
+    extra_args: List[str] = field(default_factory=list)
+    process: Optional[subprocess.Popen] = None
+
+    def prepare(self, install: Installation) -> Path:
+        """The backend directory: bundled Python backend + our onnxruntime.
+
+        Files are copied, not linked: Triton refuses a backend library whose
+        real path lies outside the backend directory.
+        """
+        backends = self.workdir / 'backends'
+        files = {backends / 'python' / p.name: p
+                 for p in install.python_backend.iterdir()
+                 if p.suffix in ('.so', '.py')}
+        files[backends / 'python' / 'triton_python_backend_stub'] = install.stub
+        files[backends / 'onnxruntime' / 'model.py'] = ONNXRUNTIME_BACKEND
+        for copy, source in files.items():
+            if not copy.exists() or copy.read_bytes() != source.read_bytes():
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, copy)
+        return backends
+
+    def command(self, install: Installation, backends: Path) -> List[str]:
+        return [
+            str(install.binary),
+            f'--model-repository={Path(self.repository).resolve()}',
+            f'--backend-directory={backends.resolve()}',
+            f'--model-control-mode={self.model_control}',
+            f'--http-address={self.host}', f'--http-port={self.http_port}',
+            f'--grpc-address={self.host}', f'--grpc-port={self.grpc_port}',
+            f'--metrics-address={self.host}',
+            f'--metrics-port={self.metrics_port}',
+            '--log-verbose=0', *self.extra_args]
+
+    def environment(self, install: Installation) -> dict:
+        """The stub embeds this interpreter: it must find its libpython and
+        this environment's packages (numpy, opencv, onnxruntime). It runs
+        Python isolated (PYTHONPATH is ignored) and takes ``python3`` on PATH
+        as its executable, so this environment's bin/ goes first on PATH."""
+        env = dict(os.environ)
+        env['PATH'] = os.pathsep.join((str(Path(sys.executable).parent),
+                                       env.get('PATH', '')))
+        libdirs = [sysconfig.get_config_var('LIBDIR'), str(install.libs),
+                   env.get('LD_LIBRARY_PATH', '')]
+        env['LD_LIBRARY_PATH'] = ':'.join(p for p in libdirs if p)
+        return env
+
+    @property
+    def ready_url(self) -> str:
+        return f'http://{self.host}:{self.http_port}/v2/health/ready'
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start(self, timeout: float = 180) -> 'TritonServer':
+        if not Path(self.repository).is_dir():
+            raise ServerError(f'model repository not found: {self.repository} '
+                              '(run `make export` first)')
+        install = Installation.bundled()
+        backends = self.prepare(install)
+        self.log_file = self.log_file or self.workdir / 'server.log'
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, 'wb') as log:
+            self.process = subprocess.Popen(
+                self.command(install, backends), stdout=log,
+                stderr=subprocess.STDOUT, env=self.environment(install),
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f'tritonserver exited with code {self.process.returncode}'
+                    f' during start-up: {self.last_error()} '
+                    f'(log: {self.log_file})')
+            if self.is_ready():
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise ServerError(f'tritonserver not ready after {timeout:.0f} s '
+                          f'(log: {self.log_file})')
+
+    def last_error(self) -> str:
+        lines = self.log_file.read_text(errors='replace').splitlines()
+        errors = [l for l in lines if l.startswith('E') or 'error' in l.lower()]
+        return (errors or lines or ['no output'])[-1].strip()
+
+    def stop(self, timeout: float = 30) -> Optional[int]:
+        """SIGTERM the server's process group (it and its Python stubs);
+        SIGKILL what is left after ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def __enter__(self) -> 'TritonServer':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
