@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -12,12 +12,19 @@ class Detections:
     boxes: np.ndarray   # float32 [K, 4] x1, y1, x2, y2 in original pixels
     scores: np.ndarray  # float32 [K], best first
     labels: np.ndarray  # int64 [K]
+    names: Optional[np.ndarray] = None  # str [K], where the server sent them
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def __getitem__(self, index) -> 'Detections':
+        """Select detections by slice or boolean mask."""
+        return Detections(self.boxes[index], self.scores[index],
+                          self.labels[index],
+                          None if self.names is None else self.names[index])
+
     def top(self, k: int) -> 'Detections':
-        return Detections(self.boxes[:k], self.scores[:k], self.labels[:k])
+        return self[:k]
 
 
 def postprocess(dets: np.ndarray, labels: np.ndarray,

@@ -1,0 +1,51 @@
+"""python -m serve: run Triton on a model repository until Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from .server import ServerError, TritonServer
+
+
+def _interrupt(signum, frame):
+    """SIGTERM takes the same clean path as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='python -m serve', description=__doc__)
+    p.add_argument('-r', '--repository', type=Path, default=Path('model_repository'))
+    p.add_argument('--host', default='127.0.0.1',
+                   help='address to bind (default: loopback only)')
+    p.add_argument('--http-port', type=int, default=8000)
+    p.add_argument('--grpc-port', type=int, default=8001)
+    p.add_argument('--metrics-port', type=int, default=8002)
+    p.add_argument('--log-file', type=Path, default=None,
+                   help='server log (default: .triton/server.log)')
+    args = p.parse_args(argv)
+    server = TritonServer(args.repository, host=args.host,
+                          http_port=args.http_port, grpc_port=args.grpc_port,
+                          metrics_port=args.metrics_port, log_file=args.log_file)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.start()
+        print(f'serving {args.repository} on {args.host}: gRPC {args.grpc_port}, '
+              f'HTTP {args.http_port}, metrics {args.metrics_port}; '
+              f'log {server.log_file}; Ctrl-C stops', flush=True)
+        server.process.wait()
+        print(f'serve: error: tritonserver exited ({server.process.returncode}); '
+              f'see {server.log_file}', file=sys.stderr)
+        return 1
+    except ServerError as exc:
+        print(f'serve: error: {exc}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        code = server.stop()
+        print(f'serve: stopped (exit code {code})')
+        return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

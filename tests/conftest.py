@@ -1,0 +1,105 @@
+"""Session fixtures: one export of the R50-FPN (seeded random weights, small
+input scale) and one real Triton server on free ports, shared by all tests."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_CONFIG = ROOT / 'tests' / 'configs' / 'faster-rcnn_r50_fpn_small.py'
+SAMPLES = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))
+
+
+def photo_like(width: int, height: int, seed: int) -> np.ndarray:
+    """A BGR image with structure at several scales (not flat noise), so a
+    random-weight detector produces varied boxes on it."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (max(2, height // 16), max(2, width // 16), 3),
+                        dtype=np.uint8)
+    image = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(6):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        r = int(rng.integers(5, max(6, min(width, height) // 4)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.circle(image, (x, y), r, colour, -1)
+    return image
+
+
+@pytest.fixture(scope='session')
+def unseen_images(tmp_path_factory) -> list:
+    """Images the export's parity step never saw, at sizes that are not
+    multiples of 32, in several formats."""
+    folder = tmp_path_factory.mktemp('unseen')
+    paths = []
+    for i, (w, h, ext) in enumerate([(333, 251, '.jpg'), (517, 389, '.png'),
+                                     (250, 401, '.bmp'), (600, 203, '.webp')]):
+        path = folder / f'unseen_{i}{ext}'
+        cv2.imwrite(str(path), photo_like(w, h, seed=100 + i))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope='session')
+def random_checkpoint(tmp_path_factory) -> Path:
+    from export.random_checkpoint import make
+    return make(SMALL_CONFIG, tmp_path_factory.mktemp('ckpt') / 'r50.pth', seed=0)
+
+
+@pytest.fixture(scope='session')
+def exported(tmp_path_factory, random_checkpoint):
+    """The export pipeline, run once: its result and the repository."""
+    from export.pipeline import Request, run
+    logging.getLogger('export').setLevel(logging.INFO)
+    repo = tmp_path_factory.mktemp('model_repository')
+    request = Request(config=SMALL_CONFIG, checkpoint=random_checkpoint,
+                      images=SAMPLES, repository=repo,
+                      max_queue_delay_us=50_000)
+    return request, run(request)
+
+
+@pytest.fixture(scope='session')
+def detector_dir(exported) -> Path:
+    return exported[1].version_dir
+
+
+@pytest.fixture(scope='session')
+def onnx_detector(detector_dir):
+    import json
+
+    from detection.preprocess import Preprocessing
+    from detection.runtime import OnnxDetector
+    meta = json.loads((detector_dir / 'metadata.json').read_text())
+    return OnnxDetector(detector_dir / 'model.onnx',
+                        Preprocessing.from_dict(meta['preprocessing']))
+
+
+@pytest.fixture(scope='session')
+def mmdet_model(random_checkpoint):
+    from export.model import load
+    return load(SMALL_CONFIG, random_checkpoint)[0]
+
+
+@pytest.fixture(scope='session')
+def server(exported, tmp_path_factory):
+    from serve.server import TritonServer, free_port
+    request, _ = exported
+    server = TritonServer(request.repository, http_port=free_port(),
+                          grpc_port=free_port(), metrics_port=free_port(),
+                          workdir=tmp_path_factory.mktemp('triton'))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def grpc_url(server) -> str:
+    return f'127.0.0.1:{server.grpc_port}'
+
+
+@pytest.fixture(scope='session')
+def http_url(server) -> str:
+    return f'127.0.0.1:{server.http_port}'

@@ -1,0 +1,154 @@
+"""The real Triton server, the ensemble and the thin client."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from PIL import Image
+
+from client import ServerUnavailable, TritonDetector
+from client.draw import load_image
+from export import parity
+
+from .conftest import ROOT, SAMPLES, photo_like
+
+
+@pytest.fixture(scope='session')
+def det(grpc_url):
+    with TritonDetector(grpc_url, 'faster_rcnn', wait=60) as d:
+        yield d
+
+
+def test_ensemble_equals_in_process_onnxruntime(det, onnx_detector,
+                                                unseen_images):
+    for path in SAMPLES + unseen_images:
+        served = det(path)
+        local = onnx_detector(path)
+        assert len(served) == len(local) > 0, path
+        np.testing.assert_allclose(served.boxes, local.boxes, atol=0.5)
+        np.testing.assert_allclose(served.scores, local.scores, atol=1e-5)
+        np.testing.assert_array_equal(served.labels, local.labels)
+
+
+def test_served_detections_match_inference_detector(det, mmdet_model,
+                                                    unseen_images):
+    for path in unseen_images:
+        match = parity.match(parity.mmdet_detections(mmdet_model, path),
+                             det(path), path.name)
+        assert match.fraction >= 0.95, match
+
+
+def test_class_names_come_back(det, exported):
+    _, result = exported
+    labels = (result.version_dir / 'labels.txt').read_text().splitlines()
+    dets = det(SAMPLES[0])
+    assert [labels[i] for i in dets.labels] == list(dets.names)
+
+
+def test_http_and_grpc_agree(det, http_url):
+    with TritonDetector(http_url, 'faster_rcnn', protocol='http') as http:
+        for path in SAMPLES[:2]:
+            a, b = det(path), http(path)
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            assert list(a.names) == list(b.names)
+
+
+def detector_stats(grpc_url):
+    client = grpcclient.InferenceServerClient(grpc_url)
+    stats = client.get_inference_statistics('faster_rcnn_detector',
+                                            as_json=True)
+    return {int(b['batch_size']): int(b['compute_infer']['count'])
+            for b in stats['model_stats'][0].get('batch_stats', [])}
+
+
+def test_concurrent_requests_are_batched_and_stay_exact(det, grpc_url,
+                                                        tmp_path):
+    """Same-size images sent together share detector batches (the queue
+    delay is 50 ms in the test export) and each still gets its own result."""
+    paths = []
+    for i in range(8):
+        path = tmp_path / f'same_size_{i}.png'
+        Image.fromarray(photo_like(330, 250, 200 + i)).save(path)
+        paths.append(path)
+    alone = [det(p) for p in paths]
+    before = detector_stats(grpc_url)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(det, paths))
+    after = detector_stats(grpc_url)
+    grown = {size: after.get(size, 0) - before.get(size, 0) for size in after}
+    assert any(size > 1 and count > 0 for size, count in grown.items()), grown
+    for a, t in zip(alone, together):
+        assert len(a) == len(t) > 0
+        np.testing.assert_allclose(t.boxes, a.boxes, atol=1e-3)
+        np.testing.assert_allclose(t.scores, a.scores, atol=1e-5)
+
+
+def test_drawn_image_differs_exactly_where_detections_are(det):
+    path = SAMPLES[1]
+    dets = det(path)
+    shown = dets[dets.scores > 0.3]
+    assert len(shown) > 0
+    original = np.asarray(load_image(path)).astype(int)
+    drawn = np.asarray(det.show_result(path, dets, score_thr=0.3)).astype(int)
+    changed = np.abs(drawn - original).sum(axis=2) > 0
+    h, w = changed.shape
+    allowed = np.zeros_like(changed)
+    label_room = 40  # the label sits just above (or inside) its box
+    for x1, y1, x2, y2 in shown.boxes:
+        allowed[max(0, int(y1) - label_room):min(h, int(y2) + 3),
+                max(0, int(x1) - 3):min(w, int(x2) + 200)] = True
+    assert changed.any()
+    assert not (changed & ~allowed).any(), 'pixels changed away from boxes'
+    for x1, y1, x2, y2 in shown.boxes:  # every box outline is drawn
+        row = min(h - 1, int(round(y2)))
+        assert changed[max(0, row - 2):row + 1, int(x1):int(x2) + 1].any()
+
+
+def test_client_cli_writes_images_and_coco_json(grpc_url, tmp_path):
+    bad = tmp_path / 'not_an_image.jpg'
+    bad.write_text('hello')
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'client', '-u', grpc_url, '--out', str(out),
+         '--concurrency', '2', str(SAMPLES[0]), str(SAMPLES[2]), str(bad)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1
+    assert f'{bad}: error: ' in proc.stderr and 'Traceback' not in proc.stderr
+    assert 'not a decodable image' in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f'{SAMPLES[0].stem}.jpg', f'{SAMPLES[2].stem}.jpg', 'detections.json'])
+    rows = json.loads((out / 'detections.json').read_text())
+    assert {r['file_name'] for r in rows} == {SAMPLES[0].name, SAMPLES[2].name}
+    assert all(r['score'] > 0.3 and len(r['bbox']) == 4 and r['bbox'][2] > 0
+               for r in rows)
+    with Image.open(out / f'{SAMPLES[0].stem}.jpg') as annotated:
+        assert annotated.size == Image.open(SAMPLES[0]).size
+
+
+def test_client_reports_an_unreachable_server_in_one_line(tmp_path):
+    from serve.server import free_port
+    proc = subprocess.run(
+        [sys.executable, '-m', 'client', '-u', f'127.0.0.1:{free_port()}',
+         '--wait', '1', str(SAMPLES[0])],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith('client: error: cannot use Triton at')
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_model_is_refused_before_sending(grpc_url):
+    with pytest.raises(ServerUnavailable, match="model 'nope' not ready"):
+        TritonDetector(grpc_url, 'nope', wait=1)
+
+
+def test_bad_image_gets_an_error_and_the_server_stays_up(det, server):
+    with pytest.raises(Exception, match='bad image: not a decodable image'):
+        det.infer_bytes(b'GIF89a garbage')
+    assert server.is_ready()
+    assert len(det(SAMPLES[0])) > 0
