@@ -11,10 +11,8 @@ import argparse
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List
 
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif',
-                  '.tiff'}
+from detection.images import image_files
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,18 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.concurrency < 1:
         p.error('--concurrency must be 1 or more')
     return args
-
-
-def image_files(paths: List[Path]) -> List[Path]:
-    """Files as given; folders expanded to the images directly inside."""
-    found = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir()
-                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
-            found.append(path)
-    return found
 
 
 def describe(dets, score_thr: float, listed: int = 5) -> str:

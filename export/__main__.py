@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
+
+from detection.images import image_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 DEFAULT_IMAGES = ROOT / 'assets/samples'
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.webp'}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,25 +50,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def image_files(paths) -> list:
-    found = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir()
-                            if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            found.append(path)
-    return found
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='[%(name)s] %(message)s')
     if not args.verbose:
-        warnings.filterwarnings('ignore')  # tracer and deprecation chatter
-        for noisy in ('mmengine', 'mmdeploy'):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+        from .model import quiet_logs
+        quiet_logs()
     from .errors import ExportError
     from .pipeline import Request, run
     try:

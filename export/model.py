@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 import torch
 
@@ -11,6 +11,18 @@ from detection.preprocess import Preprocessing
 
 from . import checkpoint as ckpt
 from .errors import ExportError
+
+
+def quiet_logs() -> None:
+    """Keep OpenMMLab's INFO chatter (weight init tables, registry fallbacks,
+    tracer warnings) out of the CLI's output; errors still show."""
+    import logging
+
+    from mmdeploy.utils import get_root_logger
+    from mmengine.logging import MMLogger
+    warnings.filterwarnings('ignore')
+    get_root_logger(log_level=logging.ERROR)  # mmdeploy's MMLogger instance
+    MMLogger.get_instance('mmengine', log_level='ERROR')
 
 
 def load_config(path: Path):
@@ -23,28 +35,32 @@ def load_config(path: Path):
         raise ExportError(f'cannot read model config {path}: {exc}') from None
 
 
-def build(cfg, class_names: Optional[Sequence[str]] = None):
-    """The detector with its weights untouched; refuses non-two-stage ones."""
-    from mmdet.apis import init_detector
+def build(cfg):
+    """The detector with its weights untouched; refuses non-two-stage ones.
+
+    Built as mmdet's ``init_detector`` builds it, minus the checkpoint
+    loading, which ``load`` does with the safe loader.
+    """
     from mmdet.models.detectors import TwoStageDetector
     from mmdet.models.roi_heads import StandardRoIHead
+    from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+    from mmengine.model.utils import revert_sync_batchnorm
 
     register_all_modules()
     kind = cfg.model.get('type', '?')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        try:
-            model = init_detector(cfg, checkpoint=None, device='cpu')
-        except Exception as exc:
-            raise ExportError(f'cannot build model {kind}: {exc}') from None
+    if 'init_cfg' in cfg.model.backbone:
+        cfg.model.backbone.init_cfg = None  # no pretrained-weights download
+    try:
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    except Exception as exc:  # the registry raises whatever a module raises
+        raise ExportError(f'cannot build model {kind}: {exc}') from None
+    model.cfg = cfg
     if not (isinstance(model, TwoStageDetector)
             and isinstance(model.roi_head, StandardRoIHead)):
         raise ExportError(
             f'config builds a {kind}, not a two-stage detector with a '
             'StandardRoIHead (the Faster R-CNN family this exporter serves)')
-    if class_names is not None:
-        model.dataset_meta = {'classes': tuple(class_names)}
     return model.eval()
 
 

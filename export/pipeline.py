@@ -65,7 +65,7 @@ def step(name: str) -> Iterator[dict]:
     """Time a step; the body fills ``note['done']`` with what it did."""
     note: dict = {}
     start = time.perf_counter()
-    log.info('%s: started', name)
+    log.debug('%s: started', name)
     yield note
     log.info('%s: %s (%.1f s)', name, note.get('done', 'done'),
              time.perf_counter() - start)

@@ -21,7 +21,6 @@ def make(config: Path, out: Path, seed: int = 0,
          classifier_gain: float = 40.0) -> Path:
     from . import model as detector_model
     cfg = detector_model.load_config(config)
-    cfg.model.backbone.init_cfg = None  # no pretrained download
     torch.manual_seed(seed)
     model = detector_model.build(cfg)
     model.init_weights()
@@ -47,6 +46,8 @@ def main(argv=None) -> int:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--classifier-gain', type=float, default=40.0)
     args = p.parse_args(argv)
+    from .model import quiet_logs
+    quiet_logs()
     print(make(args.config, args.out, args.seed, args.classifier_gain))
     return 0
 
