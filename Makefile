@@ -6,7 +6,13 @@ STAMP := .venv/.setup-done
 
 CONFIG ?= configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py
 CHECKPOINT ?= checkpoints/faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth
-DEMO_CHECKPOINT ?= checkpoints/random_r50_fpn_seed0.pth
+DATA ?= data/synthetic
+DEMO_CONFIG ?= configs/mmdet/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py
+DEMO_CHECKPOINT ?= checkpoints/demo_r18_fpn_synthetic.pth
+EVAL_CONFIG ?= $(DEMO_CONFIG)
+EVAL_CHECKPOINT ?= $(DEMO_CHECKPOINT)
+EVAL_ANN ?= $(DATA)/annotations/val.json
+EVAL_IMAGES ?= $(DATA)/val
 REPOSITORY ?= model_repository
 MODEL ?= faster_rcnn
 FORMAT ?= onnxruntime
@@ -19,7 +25,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: setup checkpoint export serve detect demo test clean
+.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh
@@ -39,12 +45,30 @@ serve: setup  ## run Triton on the repository until Ctrl-C
 detect: setup  ## send IMAGES to a running server, annotated copies into RESULTS
 	$(PY) -m client -u $(URL) -m $(MODEL) --out $(RESULTS) $(IMAGES)
 
-$(DEMO_CHECKPOINT): | setup
+RANDOM_CHECKPOINT ?= checkpoints/random_r50_fpn_seed0.pth
+$(RANDOM_CHECKPOINT): | setup
 	$(PY) -m export.random_checkpoint -c $(CONFIG) -o $@
 
-demo: setup $(DEMO_CHECKPOINT)  ## offline: export, serve, detect on the samples, stop
-	$(PY) -m serve.demo -c $(CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
+demo: setup $(RANDOM_CHECKPOINT)  ## offline: export, serve, detect on the samples, stop
+	$(PY) -m serve.demo -c $(CONFIG) -w $(RANDOM_CHECKPOINT) -m $(MODEL) \
 	  -r $(REPOSITORY) --images $(IMAGES) --out $(RESULTS)
+
+data: setup  ## the synthetic shapes dataset (train + val, COCO format)
+	$(PY) -m synthetic -o $(DATA)
+
+train-demo: data  ## train the demo detector (about 60 min on 2 cores)
+	$(PY) -m synthetic.train -c $(DEMO_CONFIG) -o $(DEMO_CHECKPOINT)
+
+eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime vs Triton
+	$(if $(filter $(DATA)/%,$(EVAL_ANN)),$(PY) -m synthetic -o $(DATA) --train 0)
+	$(PY) -m evaluation -c $(EVAL_CONFIG) -w $(EVAL_CHECKPOINT) -m $(MODEL) \
+	  -r $(REPOSITORY) --ann $(EVAL_ANN) --images $(EVAL_IMAGES) \
+	  --out $(RESULTS)/eval.json
+
+soak: setup  ## 2,000 checked requests at concurrency 16 on the exported repository
+	$(PY) -m synthetic -o $(DATA) --train 0
+	$(PY) -m client.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
+	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
 
 test: setup  ## the test suite (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)

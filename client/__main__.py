@@ -35,8 +35,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='seconds per request (default: %(default)s)')
     p.add_argument('--wait', type=float, default=10.0,
                    help='seconds to wait for the server and model to be ready')
+    p.add_argument('--retries', type=int, default=2,
+                   help='retries per image when the server is unreachable or '
+                   'overloaded, with exponential backoff (default: %(default)s)')
     p.add_argument('--out', type=Path, default=None,
-                   help='write <stem>.jpg per image and detections.json here')
+                   help='write <stem>.jpg and <stem>.json per image and '
+                   'detections.json here; images done in an earlier run '
+                   'are skipped')
     args = p.parse_args(argv)
     if args.concurrency < 1:
         p.error('--concurrency must be 1 or more')
@@ -57,53 +62,54 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from .detector import ServerUnavailable, TritonDetector
-    from .output import coco_results, write_json
+    from .output import ResultFolder
 
     files = image_files(args.images)
     if not files:
         print('client: error: no images found in the given paths',
               file=sys.stderr)
         return 1
+    out = ResultFolder(args.out) if args.out is not None else None
+    todo = [(i, p) for i, p in enumerate(files) if out is None or not out.done(p)]
+    if len(todo) < len(files):
+        print(f'skipping {len(files) - len(todo)} images already done in {args.out}')
     try:
         detector = TritonDetector(args.url, args.model, args.protocol,
                                   timeout=args.timeout, wait=args.wait,
-                                  verbose=args.verbose)
+                                  retries=args.retries, verbose=args.verbose)
     except ServerUnavailable as exc:
         print(f'client: error: {exc}', file=sys.stderr)
         return 2
 
-    def run(path: Path):
+    def run(job):
+        image_id, path = job
         try:
             data = path.read_bytes()
             dets = detector.infer_bytes(data)
-            if args.out is not None:
-                detector.show_result(data, dets, args.out / f'{path.stem}.jpg',
-                                     args.score_thr)
+            if out is not None:
+                out.save(path, image_id, data, dets, detector, args.score_thr)
             return path, dets, None
         except Exception as exc:  # reported per file; the run goes on
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return path, None, message
 
-    failed, rows = 0, []
-    with ThreadPoolExecutor(args.concurrency) as pool, tqdm(
-            total=len(files), unit='img', disable=len(files) < 2,
+    failed = 0
+    with detector, ThreadPoolExecutor(args.concurrency) as pool, tqdm(
+            total=len(todo), unit='img', disable=len(todo) < 2,
             file=sys.stderr) as bar:
-        for image_id, (path, dets, error) in enumerate(pool.map(run, files)):
+        for path, dets, error in pool.map(run, todo):
             bar.update()
             if error is not None:
                 failed += 1
                 tqdm.write(f'{path}: error: {error}', file=sys.stderr)
-                continue
-            tqdm.write(f'{path}: {describe(dets, args.score_thr)}')
-            rows += coco_results(path.name, image_id,
-                                 dets[dets.scores > args.score_thr])
-    detector.close()
-    if args.out is not None:
-        write_json(args.out / 'detections.json', rows)
-        print(f'wrote {len(files) - failed} annotated images and '
-              f'detections.json to {args.out}')
+            else:
+                tqdm.write(f'{path}: {describe(dets, args.score_thr)}')
+    if out is not None:
+        written = out.collect(files)
+        print(f'{args.out}: {written} of {len(files)} images annotated; '
+              f'detections.json updated')
     if failed:
-        print(f'client: {failed} of {len(files)} images failed',
+        print(f'client: {failed} of {len(todo)} images failed',
               file=sys.stderr)
     return 1 if failed else 0
 

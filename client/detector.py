@@ -34,17 +34,39 @@ class ServerUnavailable(ConnectionError):
     """The server or the model could not be reached or is not ready."""
 
 
+TRANSIENT_STATUS = ('StatusCode.UNAVAILABLE', 'StatusCode.DEADLINE_EXCEEDED',
+                    'StatusCode.CANCELLED', '503', '504')
+# A server that restarts answers for a moment before its models are back.
+TRANSIENT_MESSAGES = ('failed to connect', 'no available versions',
+                      'is not ready', 'connection refused')
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the server is gone, restarting or overloaded. A bad
+    image or a bad request is not: it would fail the same way again."""
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+        return True
+    if isinstance(exc, InferenceServerException):
+        message = str(exc).lower()
+        return (str(exc.status()) in TRANSIENT_STATUS
+                or any(m in message for m in TRANSIENT_MESSAGES))
+    return False
+
+
 class TritonDetector:
 
     def __init__(self, url: Optional[str] = None, model: str = 'faster_rcnn',
                  protocol: str = 'grpc', timeout: float = 60.0,
-                 wait: float = 10.0, verbose: bool = False):
+                 wait: float = 10.0, retries: int = 0,
+                 backoff: float = 0.5, verbose: bool = False):
         if protocol not in DEFAULT_URLS:
             raise ValueError(f'protocol must be grpc or http, not {protocol!r}')
         self.url = url or DEFAULT_URLS[protocol]
         self.model = model
         self.protocol = protocol
         self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
         self.verbose = verbose
         self._lib = grpcclient if protocol == 'grpc' else httpclient
         self._local = threading.local()
@@ -108,7 +130,21 @@ class TritonDetector:
                 f'{inputs}, outputs {outputs}); expected {INPUT} -> {OUTPUTS}')
 
     def infer_bytes(self, data: bytes) -> Detections:
-        """One encoded image in, its detections (all the server returns)."""
+        """One encoded image in, its detections (all the server returns).
+
+        Transient failures are retried ``retries`` times, waiting
+        ``backoff * 2**attempt`` seconds between tries."""
+        attempt = 0
+        while True:
+            try:
+                return self._infer_once(data)
+            except Exception as exc:  # tritonclient raises several types
+                if attempt >= self.retries or not is_transient(exc):
+                    raise
+                time.sleep(self.backoff * 2 ** attempt)
+                attempt += 1
+
+    def _infer_once(self, data: bytes) -> Detections:
         image = self._lib.InferInput(INPUT, [1, 1], 'BYTES')
         image.set_data_from_numpy(np.array([[data]], dtype=object))
         outputs = [self._lib.InferRequestedOutput(n) for n in OUTPUTS]

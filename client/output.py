@@ -42,3 +42,41 @@ def coco_results(file_name: str, image_id: int, dets: Detections) -> List[dict]:
 def write_json(path: Path, rows: Iterable[dict]) -> None:
     data = json.dumps(list(rows), indent=1).encode()
     write_atomic(path, lambda f: f.write(data))
+
+
+class ResultFolder:
+    """``--out``: ``<stem>.jpg`` and ``<stem>.json`` per image, and
+    ``detections.json`` for the whole run.
+
+    The per-image JSON is written last, atomically, so its presence means the
+    image is done: a re-run after a crash skips it.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _files(self, image: Path):
+        return (self.folder / f'{image.stem}.jpg',
+                self.folder / f'{image.stem}.json')
+
+    def done(self, image: Path) -> bool:
+        return all(p.exists() for p in self._files(image))
+
+    def save(self, image: Path, image_id: int, data: bytes,
+             dets: Detections, detector, score_thr: float) -> None:
+        annotated, sidecar = self._files(image)
+        detector.show_result(data, dets, annotated, score_thr)
+        write_json(sidecar, coco_results(image.name, image_id,
+                                         dets[dets.scores > score_thr]))
+
+    def collect(self, images: Iterable[Path]) -> int:
+        """Assemble ``detections.json`` from the images done so far."""
+        rows, done = [], 0
+        for image in images:
+            sidecar = self._files(image)[1]
+            if sidecar.exists():
+                rows += json.loads(sidecar.read_text())
+                done += 1
+        write_json(self.folder / 'detections.json', rows)
+        return done

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
+DEFAULT_MAX_BYTES = 32 * 2**20    # an encoded image larger than this is refused
 
 
 class ImageError(ValueError):
@@ -36,6 +37,7 @@ class Preprocessing:
     pad_size_divisor: int = 32
     pad_value: float = 0.0
     max_pixels: int = field(default=DEFAULT_MAX_PIXELS, compare=False)
+    max_bytes: int = field(default=DEFAULT_MAX_BYTES, compare=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +60,8 @@ class Prepared:
     scale_factor: Tuple[float, float]  # (w_scale, h_scale), as mmdet's
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+           max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Decode like mmcv.imfrombytes(flag='color', backend='cv2').
 
     The pixel cap is checked on the header (Pillow reads only that) so that a
@@ -66,6 +69,9 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     if not data:
         raise ImageError('empty image payload')
+    if len(data) > max_bytes:
+        raise ImageError(f'image payload of {len(data)} bytes is over the '
+                         f'limit of {max_bytes} bytes')
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size

@@ -41,7 +41,8 @@ class OnnxDetector:
                score_thr: float = 0.0) -> list:
         """Encoded bytes or decoded BGR arrays, all padded to one size, run as
         one batch."""
-        decoded = [decode(i, self.params.max_pixels) if isinstance(i, bytes)
+        decoded = [decode(i, self.params.max_pixels, self.params.max_bytes)
+                   if isinstance(i, bytes)
                    else i for i in images]
         prepared = [prepare(image, self.params) for image in decoded]
         dets, labels = self.infer(*batch(prepared))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from detection.images import image_files
+from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
@@ -43,6 +44,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--trt-accelerator', choices=('FP32', 'FP16'),
                    help='add the TensorRT execution accelerator block to '
                    'the onnxruntime config (GPU hosts)')
+    p.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                   help='served images with more pixels are refused (checked '
+                   'on the header, before decoding; default: %(default)s)')
+    p.add_argument('--max-image-bytes', type=int, default=DEFAULT_MAX_BYTES,
+                   help='served encoded images larger than this are refused '
+                   '(default: %(default)s)')
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
     if args.version is not None and args.version < 1:
@@ -50,13 +57,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+def setup_logging(verbose: bool) -> None:
+    """One ``[export] step: ...`` line per step; OpenMMLab quiet unless -v."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format='[%(name)s] %(message)s')
-    if not args.verbose:
+    if not verbose:
         from .model import quiet_logs
         quiet_logs()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
     from .errors import ExportError
     from .pipeline import Request, run
     try:
@@ -65,7 +77,8 @@ def main(argv=None) -> int:
             images=image_files(args.images), format=args.format,
             name=args.name, repository=args.repository, version=args.version,
             min_parity=args.min_parity, instances=args.instances,
-            trt_accelerator=args.trt_accelerator))
+            trt_accelerator=args.trt_accelerator, max_pixels=args.max_pixels,
+            max_bytes=args.max_image_bytes))
     except ExportError as exc:
         print(f'export: error: {exc}', file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ reaches the model repository until every check has passed.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -18,7 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from detection.preprocess import Preprocessing, decode, prepare
+from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
+                                  Preprocessing, decode, prepare)
 from detection.runtime import OnnxDetector
 
 from . import checkpoint as ckpt
@@ -48,6 +50,8 @@ class Request:
     instances: int = 1
     trt_accelerator: Optional[str] = None
     max_queue_delay_us: int = 2000
+    max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     @property
     def detector_name(self) -> str:
@@ -97,7 +101,9 @@ def run(request: Request) -> Result:
 
     with step('load') as note:
         model, cfg = detector_model.load(request.config, request.checkpoint)
-        params = detector_model.preprocessing(cfg)
+        params = dataclasses.replace(
+            detector_model.preprocessing(cfg), max_pixels=request.max_pixels,
+            max_bytes=request.max_bytes)
         digest = ckpt.sha256(Path(request.checkpoint))
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
@@ -211,3 +217,23 @@ def build_tensorrt(onnx_path: Path, deploy_cfg, work: Path) -> Path:
     onnx2tensorrt(str(work), 'end2end.engine', 0, deploy_cfg, str(onnx_path),
                   device='cuda:0')
     return work / 'end2end.engine'
+
+
+def ensure(request: Request) -> Path:
+    """The newest detector version if it was exported from this checkpoint
+    and config (with the ensemble beside it); otherwise export now."""
+    model_dir = Path(request.repository) / request.detector_name
+    found = repository.versions(model_dir)
+    if found and (Path(request.repository) / request.name / 'config.pbtxt').exists():
+        newest = model_dir / str(found[-1])
+        meta_file = newest / 'metadata.json'
+        if meta_file.exists():
+            meta = json.loads(meta_file.read_text())
+            if (meta.get('config') == str(request.config)
+                    and meta.get('format') == request.format
+                    and meta.get('checkpoint_sha256')
+                    == ckpt.sha256(Path(request.checkpoint))):
+                log.info('up to date: %s was exported from %s', newest,
+                         request.checkpoint)
+                return newest
+    return run(request).version_dir

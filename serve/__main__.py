@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.start()
+        for line in server.report:
+            print(f'serve: warning: {line}', file=sys.stderr)
         print(f'serving {args.repository} on {args.host}: gRPC {args.grpc_port}, '
               f'HTTP {args.http_port}, metrics {args.metrics_port}; '
               f'log {server.log_file}; Ctrl-C stops', flush=True)

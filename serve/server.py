@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 ONNXRUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'onnxruntime' / 'model.py'
+ADMIN_HEADER = 'triton-admin-key'
 
 
 class ServerError(RuntimeError):
@@ -75,9 +77,13 @@ class TritonServer:
     metrics_port: int = 8002
     workdir: Path = ROOT / '.triton'
     log_file: Optional[Path] = None
-    model_control: str = 'none'   # no load/unload over the API
     extra_args: List[str] = field(default_factory=list)
     process: Optional[subprocess.Popen] = None
+    # Model loading is explicit so that a broken version can be skipped, and
+    # the repository API answers only requests carrying this per-process key:
+    # nobody else can load or unload models.
+    admin_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    report: List[str] = field(default_factory=list)
 
     def prepare(self, install: Installation) -> Path:
         """The backend directory: bundled Python backend + our onnxruntime.
@@ -102,7 +108,12 @@ class TritonServer:
             str(install.binary),
             f'--model-repository={Path(self.repository).resolve()}',
             f'--backend-directory={backends.resolve()}',
-            f'--model-control-mode={self.model_control}',
+            '--model-control-mode=explicit', '--load-model=*',
+            '--exit-on-error=false', '--strict-readiness=false',
+            f'--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}='
+            f'{self.admin_key}',
+            f'--http-restricted-api=model-repository:{ADMIN_HEADER}='
+            f'{self.admin_key}',
             f'--http-address={self.host}', f'--http-port={self.http_port}',
             f'--grpc-address={self.host}', f'--grpc-port={self.grpc_port}',
             f'--metrics-address={self.host}',
@@ -154,11 +165,63 @@ class TritonServer:
                     f' during start-up: {self.last_error()} '
                     f'(log: {self.log_file})')
             if self.is_ready():
+                self.report = self.recover()
                 return self
             time.sleep(0.25)
         self.stop()
         raise ServerError(f'tritonserver not ready after {timeout:.0f} s '
                           f'(log: {self.log_file})')
+
+    def _admin(self):
+        import tritonclient.http as httpclient
+        return httpclient.InferenceServerClient(
+            f'{self.host}:{self.http_port}', network_timeout=600.0)
+
+    def recover(self) -> List[str]:
+        """Serve what can be served; return one line per problem.
+
+        Triton fails a whole model when one of its versions fails to load.
+        Here a model with a broken version is loaded again limited to its
+        other versions, and models that depend on it (the ensemble) after it.
+        """
+        from google.protobuf import json_format
+
+        from export.triton_config import parse
+        headers = {ADMIN_HEADER: self.admin_key}
+        admin = self._admin()
+        try:
+            index = admin.get_model_repository_index(headers=headers)
+            broken: dict = {}
+            for entry in index:
+                if entry.get('state') == 'UNAVAILABLE' and entry.get('version'):
+                    reason = (entry.get('reason') or 'unknown').strip()
+                    broken.setdefault(entry['name'], {})[int(entry['version'])] = \
+                        reason.splitlines()[0]
+            lines = []
+            for name, failed in broken.items():
+                model_dir = Path(self.repository) / name
+                on_disk = [int(p.name) for p in model_dir.iterdir()
+                           if p.is_dir() and p.name.isdigit()]
+                good = sorted(set(on_disk) - set(failed))
+                for version, reason in sorted(failed.items()):
+                    lines.append(f'model {name} version {version} failed to '
+                                 f'load: {reason}')
+                if good:
+                    config = parse((model_dir / 'config.pbtxt').read_text())
+                    config.version_policy.specific.versions[:] = good
+                    admin.load_model(name, headers=headers,
+                                     config=json_format.MessageToJson(config))
+                    lines.append(f'model {name}: serving version(s) {good}')
+            for entry in admin.get_model_repository_index(headers=headers):
+                if entry.get('state') != 'READY' and entry['name'] not in broken:
+                    try:
+                        admin.load_model(entry['name'], headers=headers)
+                    except Exception as exc:  # tritonclient's own types
+                        lines.append(f'model {entry["name"]} is not '
+                                     f'available: {str(exc).splitlines()[0]}')
+            return lines
+        finally:
+            admin.close()
 
     def last_error(self) -> str:
         lines = self.log_file.read_text(errors='replace').splitlines()

@@ -121,8 +121,10 @@ def test_client_cli_writes_images_and_coco_json(grpc_url, tmp_path):
     assert proc.returncode == 1
     assert f'{bad}: error: ' in proc.stderr and 'Traceback' not in proc.stderr
     assert 'not a decodable image' in proc.stderr
+    stems = (SAMPLES[0].stem, SAMPLES[2].stem)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f'{SAMPLES[0].stem}.jpg', f'{SAMPLES[2].stem}.jpg', 'detections.json'])
+        [f'{s}.jpg' for s in stems] + [f'{s}.json' for s in stems]
+        + ['detections.json'])
     rows = json.loads((out / 'detections.json').read_text())
     assert {r['file_name'] for r in rows} == {SAMPLES[0].name, SAMPLES[2].name}
     assert all(r['score'] > 0.3 and len(r['bbox']) == 4 and r['bbox'][2] > 0

@@ -29,7 +29,8 @@ class TritonPythonModel:
     def _one(self, request):
         images = pb_utils.get_input_tensor_by_name(request, 'IMAGE').as_numpy()
         try:
-            prepared = [prepare(decode(bytes(item[0]), self.params.max_pixels),
+            prepared = [prepare(decode(bytes(item[0]), self.params.max_pixels,
+                                       self.params.max_bytes),
                                 self.params) for item in images]
             tensors, img_shapes = batch(prepared)
         except (ImageError, ValueError) as exc:

@@ -1,0 +1,130 @@
+"""python -m client.soak: a bounded load test with every response checked.
+
+Sends ``--requests`` requests at ``--concurrency`` in flight, cycling through
+the given images, and compares each response with that image's result from a
+single, unloaded request: any difference is a mismatch. With ``--start``, it
+starts its own server on the repository and reports that server's memory
+(resident set of tritonserver and its Python stubs) before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from detection.images import image_files
+
+from .detector import TritonDetector
+
+
+@dataclass
+class SoakReport:
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    mismatched: int = 0
+    seconds: float = 0.0
+    server_ready_after: bool = False
+    server_rss_mb_before: Optional[float] = None
+    server_rss_mb_after: Optional[float] = None
+    first_error: str = ''
+
+
+def same(a, b) -> bool:
+    return (len(a) == len(b) and np.array_equal(a.labels, b.labels)
+            and np.allclose(a.boxes, b.boxes, atol=1e-3)
+            and np.allclose(a.scores, b.scores, atol=1e-5))
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    import psutil
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    return round(sum(p.memory_info().rss for p in procs) / 2**20, 1)
+
+
+def soak(detector: TritonDetector, images: List[Path], requests: int,
+         concurrency: int, progress=lambda: None) -> SoakReport:
+    payloads = [p.read_bytes() for p in images]
+    expected = [detector.infer_bytes(p) for p in payloads]
+    report = SoakReport()
+    start = time.perf_counter()
+
+    def one(i: int):
+        k = i % len(payloads)
+        try:
+            return same(detector.infer_bytes(payloads[k]), expected[k]), None
+        except Exception as exc:  # counted, never raised: the soak goes on
+            return None, str(exc).splitlines()[0] if str(exc) else repr(exc)
+        finally:
+            progress()
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for ok, error in pool.map(one, range(requests)):
+            report.sent += 1
+            if error is not None:
+                report.failed += 1
+                report.first_error = report.first_error or error
+            else:
+                report.succeeded += 1
+                report.mismatched += 0 if ok else 1
+    report.seconds = round(time.perf_counter() - start, 1)
+    return report
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog='python -m client.soak', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('images', nargs='+', type=Path)
+    p.add_argument('-u', '--url', default='localhost:8001')
+    p.add_argument('-m', '--model', default='faster_rcnn')
+    p.add_argument('--requests', type=int, default=2000)
+    p.add_argument('--concurrency', type=int, default=16)
+    p.add_argument('--start', type=Path, metavar='REPOSITORY', default=None,
+                   help='start a server on this repository (free ports)')
+    p.add_argument('--out', type=Path, default=None, help='JSON report')
+    args = p.parse_args(argv)
+    from tqdm import tqdm
+
+    from serve.server import TritonServer, free_port
+    server = None
+    if args.start is not None:
+        server = TritonServer(args.start, http_port=free_port(),
+                              grpc_port=free_port(), metrics_port=free_port())
+        server.start()
+        args.url = f'127.0.0.1:{server.grpc_port}'
+    try:
+        images = image_files(args.images)
+        with TritonDetector(args.url, args.model, wait=60) as detector, \
+                tqdm(total=args.requests, unit='req', file=sys.stderr) as bar:
+            before = rss_mb(server.process.pid) if server else None
+            report = soak(detector, images, args.requests, args.concurrency,
+                          bar.update)
+            report.server_rss_mb_before = before
+            if server:
+                report.server_rss_mb_after = rss_mb(server.process.pid)
+                report.server_ready_after = server.is_ready()
+            else:
+                report.server_ready_after = detector.client.is_server_ready()
+    finally:
+        if server:
+            server.stop()
+    print(json.dumps(asdict(report), indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(asdict(report), indent=2) + '\n')
+    ok = (report.failed == 0 and report.mismatched == 0
+          and report.server_ready_after)
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""python -m evaluation: one checkpoint's box mAP three ways on one split.
+
+(1) PyTorch: mmdet's ``inference_detector``; (2) the exported ONNX model in
+process with ONNX Runtime; (3) the Triton ensemble through the client. The
+export is made (or reused when up to date) and the server started on free
+ports. Prints a markdown table and writes a JSON file; every path is scored by
+pycocotools against the same annotations.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict
+
+from tqdm import tqdm
+
+from .coco import METRICS, CocoSplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog='python -m evaluation', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('-c', '--config', type=Path, required=True)
+    p.add_argument('-w', '--checkpoint', type=Path, required=True)
+    p.add_argument('--ann', type=Path, required=True,
+                   help='COCO annotation file, e.g. data/synthetic/annotations/val.json')
+    p.add_argument('--images', type=Path, required=True, help='the images folder')
+    p.add_argument('-m', '--name', default='faster_rcnn', help='served model name')
+    p.add_argument('-r', '--repository', type=Path,
+                   default=ROOT / 'model_repository')
+    p.add_argument('--limit', type=int, default=0,
+                   help='first N images only (0: all)')
+    p.add_argument('--concurrency', type=int, default=2)
+    p.add_argument('--out', type=Path, default=ROOT / 'results' / 'eval.json')
+    return p.parse_args(argv)
+
+
+def run_path(name: str, split: CocoSplit, detect, concurrency: int = 1) -> Dict:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool, tqdm(
+            total=len(split.image_ids), desc=name, unit='img',
+            file=sys.stderr) as bar:
+        def one(image_id):
+            result = detect(split.path(image_id))
+            bar.update()
+            return image_id, result
+        detections = dict(pool.map(one, split.image_ids))
+    return {'detections': detections,
+            'seconds': round(time.perf_counter() - start, 1)}
+
+
+def table(rows: Dict[str, Dict[str, float]], reference: str) -> str:
+    lines = ['| path | ' + ' | '.join(METRICS) + ' | ΔAP vs ' + reference + ' |',
+             '| --- ' * (len(METRICS) + 2) + '|']
+    for name, stats in rows.items():
+        delta = stats['AP'] - rows[reference]['AP']
+        lines.append(f'| {name} | ' + ' | '.join(f'{stats[m]:.2f}' for m in METRICS)
+                     + f' | {delta:+.2f} |')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from client import TritonDetector
+    from export import model as detector_model
+    from export.__main__ import setup_logging
+    from export.errors import ExportError
+    from export.parity import mmdet_detections
+    from export.pipeline import Request, ensure
+    from serve.server import ServerError, TritonServer, free_port
+
+    setup_logging(verbose=False)
+    split = CocoSplit(args.ann, args.images, args.limit)
+    try:
+        version_dir = ensure(Request(
+            config=args.config, checkpoint=args.checkpoint, name=args.name,
+            images=[split.path(i) for i in split.image_ids[:4]],
+            repository=args.repository))
+        model, _ = detector_model.load(args.config, args.checkpoint)
+    except ExportError as exc:
+        print(f'eval: error: {exc}', file=sys.stderr)
+        return 1
+    classes = model.dataset_meta['classes']
+
+    from detection.preprocess import Preprocessing
+    from detection.runtime import OnnxDetector
+    meta = json.loads((version_dir / 'metadata.json').read_text())
+    onnx = OnnxDetector(version_dir / 'model.onnx',
+                        Preprocessing.from_dict(meta['preprocessing']))
+    runs = {'pytorch (mmdet)': run_path(
+                'pytorch', split, lambda p: mmdet_detections(model, p)),
+            'onnxruntime': run_path('onnxruntime', split, onnx)}
+    server = TritonServer(args.repository, http_port=free_port(),
+                          grpc_port=free_port(), metrics_port=free_port())
+    try:
+        server.start()
+        with TritonDetector(f'127.0.0.1:{server.grpc_port}', args.name,
+                            wait=60) as served:
+            runs['triton'] = run_path('triton', split, served, args.concurrency)
+    except ServerError as exc:
+        print(f'eval: error: {exc}', file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+
+    stats = {name: split.evaluate(run['detections'], classes)
+             for name, run in runs.items()}
+    reference = 'pytorch (mmdet)'
+    print(table(stats, reference))
+    report = {
+        'config': str(args.config), 'checkpoint': str(args.checkpoint),
+        'annotations': str(args.ann), 'images': len(split.image_ids),
+        'export': str(version_dir),
+        'paths': {name: {**stats[name], 'seconds': runs[name]['seconds']}
+                  for name in runs},
+        'delta_ap_points': {name: round(stats[name]['AP'] - stats[reference]['AP'], 2)
+                            for name in runs},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + '\n')
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""COCO box mAP with pycocotools, for detections from any of the three paths."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from detection.postprocess import Detections
+
+METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+
+
+class CocoSplit:
+    """A COCO annotation file and its images, in a stable order."""
+
+    def __init__(self, ann_file: Path, image_dir: Path, limit: int = 0):
+        from pycocotools.coco import COCO
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.coco = COCO(str(ann_file))
+        self.image_dir = Path(image_dir)
+        ids = sorted(self.coco.getImgIds())
+        self.image_ids = ids[:limit] if limit else ids
+
+    def path(self, image_id: int) -> Path:
+        return self.image_dir / self.coco.imgs[image_id]['file_name']
+
+    def category_ids(self, classes: Sequence[str]) -> List[int]:
+        """Model label index -> this file's category id, matched by name (so
+        COCO's sparse ids 1..90 and the synthetic set's 0..4 both work)."""
+        by_name = {c['name']: c['id'] for c in self.coco.dataset['categories']}
+        missing = [c for c in classes if c not in by_name]
+        if missing:
+            raise ValueError(f'classes {missing} are not in the annotations')
+        return [by_name[c] for c in classes]
+
+    def evaluate(self, detections: Dict[int, Detections],
+                 classes: Sequence[str]) -> Dict[str, float]:
+        """AP, AP50, AP75, APs/m/l in points (0-100) over ``image_ids``."""
+        from pycocotools.cocoeval import COCOeval
+        cat_ids = self.category_ids(classes)
+        rows = []
+        for image_id, dets in detections.items():
+            for box, score, label in zip(dets.boxes, dets.scores, dets.labels):
+                x1, y1, x2, y2 = (float(v) for v in box)
+                rows.append({'image_id': image_id,
+                             'category_id': cat_ids[int(label)],
+                             'bbox': [x1, y1, x2 - x1, y2 - y1],
+                             'score': float(score)})
+        if not rows:
+            return {m: 0.0 for m in METRICS}
+        with contextlib.redirect_stdout(io.StringIO()):
+            results = self.coco.loadRes(rows)
+            evaluator = COCOeval(self.coco, results, 'bbox')
+            evaluator.params.imgIds = list(self.image_ids)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+        return {m: round(float(v) * 100, 2)
+                for m, v in zip(METRICS, evaluator.stats[:6])}

@@ -1,0 +1,1 @@
+"""The synthetic shapes dataset used for the offline demo detector."""

@@ -1,0 +1,233 @@
+"""Bad input, load and faults: nothing lost, the server stays up."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from PIL import Image
+
+from client import TritonDetector
+from client.soak import soak
+from serve.server import TritonServer, free_port
+
+from .conftest import ROOT, SAMPLES, photo_like
+
+
+def encoded(image: Image.Image, fmt: str, **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kw)
+    return buffer.getvalue()
+
+
+def bad_inputs() -> dict:
+    rgb = Image.fromarray(photo_like(221, 163, 5)[..., ::-1])
+    jpeg = encoded(rgb, 'JPEG')
+    frames = [Image.fromarray(photo_like(120, 90, s)[..., ::-1]) for s in (1, 2)]
+    gif = io.BytesIO()
+    frames[0].save(gif, 'GIF', save_all=True, append_images=frames[1:])
+    deep = cv2.imencode('.png', photo_like(150, 110, 6).astype(np.uint16) * 257)[1]
+    return {
+        # must be refused, with the problem named
+        'empty': (b'', 'empty image payload'),
+        'random bytes': (np.random.default_rng(0).bytes(5000), 'not a decodable'),
+        'truncated jpeg': (jpeg[:len(jpeg) // 3], None),
+        'text named .jpg': (b'hello, I am not a picture\n' * 20, 'not a decodable'),
+        'bomb': (encoded(Image.new('L', (12000, 8000)), 'PNG'), 'over the limit'),
+        # must be served
+        '1x1': (encoded(Image.new('RGB', (1, 1), 'red'), 'PNG'), None),
+        '16-bit png': (deep.tobytes(), None),
+        'cmyk jpeg': (encoded(rgb.convert('CMYK'), 'JPEG'), None),
+        'palette png': (encoded(rgb.convert('P'), 'PNG'), None),
+        'alpha png': (encoded(rgb.convert('RGBA'), 'PNG'), None),
+        'animated gif': (gif.getvalue(), None),
+        'trailing garbage': (jpeg + b'\x00garbage' * 100, None),
+    }
+
+
+def test_every_bad_input_gets_a_result_or_a_clear_error_while_good_ones_flow(
+        grpc_url, server, onnx_detector):
+    good = SAMPLES[0].read_bytes()
+    with TritonDetector(grpc_url, 'faster_rcnn') as det:
+        reference = det.infer_bytes(good)
+        cases = bad_inputs()
+
+        def send(item):
+            name, (payload, expected_error) = item
+            try:
+                return name, det.infer_bytes(payload), None
+            except Exception as exc:
+                return name, None, str(exc)
+
+        jobs = list(cases.items()) + [('good', (good, None))] * 6
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(send, jobs))
+        for name, result, error in outcomes:
+            expected_error = dict(jobs)[name][1]
+            if name == 'good':
+                assert error is None, error
+                np.testing.assert_array_equal(result.boxes, reference.boxes)
+            elif expected_error is not None:
+                assert error is not None and expected_error in error, (name, error)
+                assert 'bad image' in error
+            elif error is not None:  # refused: it must say what is wrong
+                assert 'bad image: ' in error, (name, error)
+            else:  # served: exactly what ONNX Runtime gives in process
+                local = onnx_detector(dict(jobs)[name][0])
+                np.testing.assert_allclose(result.boxes, local.boxes, atol=0.5)
+        served = {n for n, r, e in outcomes if r is not None}
+        assert {'1x1', '16-bit png', 'cmyk jpeg', 'palette png', 'alpha png',
+                'trailing garbage'} <= served
+    assert server.is_ready()
+
+
+def test_wrong_tensors_sent_to_the_detector_are_refused(grpc_url, server):
+    client = grpcclient.InferenceServerClient(grpc_url)
+
+    def call(array, shape_array):
+        inputs = [grpcclient.InferInput('input', list(array.shape),
+                                        'FP32' if array.dtype == np.float32 else 'INT32'),
+                  grpcclient.InferInput('img_shape', list(shape_array.shape), 'FP32')]
+        inputs[0].set_data_from_numpy(array)
+        inputs[1].set_data_from_numpy(shape_array)
+        return client.infer('faster_rcnn_detector', inputs)
+
+    shape = np.array([[64, 64]], np.float32)
+    with pytest.raises(Exception, match='(?i)data.?type|INT32'):
+        call(np.zeros((1, 3, 64, 64), np.int32), shape)
+    with pytest.raises(Exception, match='(?i)shape|dims'):
+        call(np.zeros((1, 2, 64, 64), np.float32), shape)
+    with pytest.raises(Exception, match='(?i)batch|shape'):
+        call(np.zeros((2, 3, 64, 64), np.float32), shape)
+    assert server.is_ready()
+    fine = call(np.zeros((1, 3, 64, 64), np.float32), shape)
+    assert fine.as_numpy('dets').shape == (1, 100, 5)
+
+
+def test_small_soak_loses_nothing(grpc_url, server, tmp_path):
+    paths = []
+    for i in range(4):
+        path = tmp_path / f'soak_{i}.jpg'
+        Image.fromarray(photo_like(300 + 7 * i, 220, 300 + i)).save(path)
+        paths.append(path)
+    with TritonDetector(grpc_url, 'faster_rcnn') as det:
+        report = soak(det, paths, requests=48, concurrency=8)
+    assert (report.sent, report.succeeded) == (48, 48), report
+    assert report.failed == 0 and report.mismatched == 0, report
+    assert server.is_ready()
+
+
+def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
+    client = grpcclient.InferenceServerClient(grpc_url)
+    with pytest.raises(Exception, match='restricted'):
+        client.unload_model('faster_rcnn')
+    with pytest.raises(Exception, match='restricted'):
+        client.load_model('faster_rcnn')
+    assert client.is_model_ready('faster_rcnn')
+
+
+@pytest.fixture()
+def second_server(exported, tmp_path):
+    """A server of its own, to be killed; on a hard-linked copy of the repo."""
+    request, _ = exported
+    repo = tmp_path / 'repo'
+    shutil.copytree(request.repository, repo, copy_function=os.link)
+    server = TritonServer(repo, http_port=free_port(), grpc_port=free_port(),
+                          metrics_port=free_port(), workdir=tmp_path / 'triton')
+    yield server
+    server.stop()
+
+
+def test_a_broken_version_is_reported_and_the_previous_one_serves(
+        second_server):
+    broken = second_server.repository / 'faster_rcnn_detector' / '2'
+    broken.mkdir()
+    (broken / 'model.onnx').write_bytes(b'this is not an onnx model')
+    second_server.start()
+    report = '\n'.join(second_server.report)
+    assert 'faster_rcnn_detector version 2 failed to load' in report
+    assert 'Protobuf parsing failed' in report
+    assert 'serving version(s) [1]' in report
+    with TritonDetector(f'127.0.0.1:{second_server.grpc_port}') as det:
+        assert len(det(SAMPLES[0])) > 0
+
+
+def run_client(server, folder, out, *extra):
+    return subprocess.Popen(
+        [sys.executable, '-m', 'client', '-u', f'127.0.0.1:{server.grpc_port}',
+         '--out', str(out), *extra, str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.05)
+
+
+def assert_outputs_whole(out):
+    for path in out.iterdir():
+        assert not path.name.startswith('.'), f'left-over temporary {path}'
+        if path.suffix == '.json':
+            json.loads(path.read_text())
+        else:
+            with Image.open(path) as image:
+                image.load()
+
+
+def test_killed_server_failed_images_are_named_and_a_rerun_finishes(
+        second_server, tmp_path):
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for i in range(10):
+        Image.fromarray(photo_like(260, 200, 400 + i)).save(folder / f'img_{i}.png')
+    out = tmp_path / 'out'
+    second_server.start()
+    proc = run_client(second_server, folder, out, '--retries', '0')
+    wait_for(lambda: out.exists() and len(list(out.glob('img_*.json'))) >= 2)
+    second_server.process.kill()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    done = {p.stem for p in out.glob('img_*.json')}
+    failed = [line for line in stderr.splitlines() if ': error: ' in line]
+    assert failed and len(done) + len(failed) == 10, (done, stderr)
+    for line in failed:  # each failure names its image
+        assert any(f'img_{i}.png' in line for i in range(10))
+    assert 'Traceback' not in stderr
+    assert_outputs_whole(out)
+
+    second_server.start()
+    proc = run_client(second_server, folder, out)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert f'skipping {len(done)} images already done' in stdout
+    rows = json.loads((out / 'detections.json').read_text())
+    assert {r['file_name'] for r in rows} <= {f'img_{i}.png' for i in range(10)}
+    assert len(list(out.glob('img_*.jpg'))) == 10
+    assert_outputs_whole(out)
+
+
+def test_retries_ride_out_a_server_restart(second_server, tmp_path):
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(photo_like(240, 180, 500 + i)).save(folder / f'r_{i}.png')
+    out = tmp_path / 'out'
+    second_server.start()
+    proc = run_client(second_server, folder, out, '--retries', '6')
+    wait_for(lambda: out.exists() and len(list(out.glob('r_*.json'))) >= 1)
+    second_server.stop()
+    second_server.start()  # same ports: the client's retries reach it again
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert len(list(out.glob('r_*.json'))) == 6
