@@ -25,7 +25,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak clean
+.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh
@@ -69,6 +69,9 @@ soak: setup  ## 2,000 checked requests at concurrency 16 on the exported reposit
 	$(PY) -m synthetic -o $(DATA) --train 0
 	$(PY) -m client.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
 	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
+
+bench: setup  ## PyTorch vs ONNX Runtime vs Triton (c=1,2,4,8) on the samples, one run
+	$(PY) -m bench --out $(RESULTS)/bench
 
 test: setup  ## the test suite (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,56 @@
+"""bench.md, bench.json and bench.png from one run's report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def markdown(report: dict) -> str:
+    lines = ['| path | p50 ms | p95 ms | images/s |', '| --- | --- | --- | --- |']
+    for name, row in report['paths'].items():
+        lines.append(f'| {name} | {row["p50_ms"]} | {row["p95_ms"]} | '
+                     f'{row["throughput_ips"]} |')
+    r = report['ratios']
+    peak = report['machine_peak_gflops']
+    lines += [
+        '',
+        f'- Triton c=1 p50 latency / in-process ONNX Runtime p50: '
+        f'**{r["triton_c1_latency_vs_onnxruntime"]}x** (serving overhead)',
+        f'- best Triton throughput / PyTorch: '
+        f'**{r["triton_best_throughput_vs_pytorch"]}x**',
+        f'- ONNX Runtime throughput / PyTorch: '
+        f'{r["onnxruntime_throughput_vs_pytorch"]}x',
+        f'- model: {report["model_gflop_per_image"]} GFLOP per image; machine '
+        f'peak (fp32): matmul {peak["matmul"]} GFLOP/s, 3x3 conv '
+        f'{peak["conv3x3"]} GFLOP/s',
+        f'- ONNX Runtime achieves {report["onnxruntime_achieved_gflops"]} '
+        f'GFLOP/s = **{report["onnxruntime_fraction_of_peak"]:.0%}** of the '
+        f'measured peak',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def write(report: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'bench.json').write_text(json.dumps(report, indent=2) + '\n')
+    (out / 'bench.md').write_text(markdown(report))
+    names = list(report['paths'])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.barh(names, [report['paths'][n]['throughput_ips'] for n in names])
+    left.set_xlabel('images / s (higher is better)')
+    right.barh(names, [report['paths'][n]['p50_ms'] for n in names],
+               label='p50')
+    right.barh(names, [report['paths'][n]['p95_ms'] - report['paths'][n]['p50_ms']
+                       for n in names],
+               left=[report['paths'][n]['p50_ms'] for n in names], alpha=0.5,
+               label='p95')
+    right.set_xlabel('latency ms (lower is better)')
+    right.legend()
+    fig.suptitle(f'{report["model"]}: {len(report["images"])} images x '
+                 f'{report["rounds"]} rounds')
+    fig.tight_layout()
+    fig.savefig(out / 'bench.png', dpi=100)
+    plt.close(fig)

@@ -1,0 +1,44 @@
+"""The benchmark harness at a tiny size: it runs and its report adds up.
+Speed itself is measured by `make bench`, never asserted here."""
+from __future__ import annotations
+
+import json
+
+from bench.floor import model_gflops, peak_gflops
+from bench.report import markdown, write
+
+
+def test_flop_count_of_the_r50_fpn(mmdet_model):
+    """1000 proposals through the RoI head's FC layers, plus backbone, neck
+    and RPN, which cost ~403 GFLOP at 800x1344 and scale with the area."""
+    roi_head = 2 * 1000 * (256 * 7 * 7 * 1024 + 1024 * 1024
+                           + 1024 * 81 + 1024 * 4 * 80) / 1e9
+    dense = 403 * (256 * 416) / (800 * 1344)
+    gflop = model_gflops(mmdet_model, (256, 416))
+    assert abs(gflop - (roi_head + dense)) < 0.1 * (roi_head + dense), gflop
+
+
+def test_peak_measurement_is_positive():
+    peak = peak_gflops(seconds=0.2)
+    assert peak['matmul'] > 1 and peak['conv3x3'] > 1
+
+
+def test_report_files(tmp_path):
+    row = {'p50_ms': 10.0, 'p95_ms': 12.0, 'throughput_ips': 50.0, 'requests': 4}
+    report = {'images': ['a.jpg'], 'rounds': 1, 'model': 'm',
+              'paths': {'pytorch': {**row, 'throughput_ips': 10.0},
+                        'onnxruntime': row, 'triton c=1': row},
+              'model_gflop_per_image': 100.0,
+              'machine_peak_gflops': {'matmul': 200.0, 'conv3x3': 400.0},
+              'onnxruntime_achieved_gflops': 300.0,
+              'onnxruntime_fraction_of_peak': 0.75,
+              'ratios': {'triton_c1_latency_vs_onnxruntime': 1.0,
+                         'triton_best_throughput_vs_pytorch': 5.0,
+                         'onnxruntime_throughput_vs_pytorch': 5.0}}
+    write(report, tmp_path)
+    assert json.loads((tmp_path / 'bench.json').read_text()) == report
+    text = (tmp_path / 'bench.md').read_text()
+    assert '| triton c=1 | 10.0 | 12.0 | 50.0 |' in text
+    assert '**75%** of the measured peak' in text
+    assert (tmp_path / 'bench.png').read_bytes()[:4] == b'\x89PNG'
+    assert markdown(report) == text
