@@ -93,6 +93,16 @@ def load(path: Path) -> dict:
     return checkpoint
 
 
+def save(path: Path, state_dict: dict, classes, **meta) -> Path:
+    """Write weights in mmdet 3.x's layout (what ``load`` and
+    ``class_names`` read back), with free-form provenance in ``meta``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({'state_dict': state_dict,
+                'meta': {'dataset_meta': {'classes': list(classes)}, **meta}},
+               path)
+    return path
+
+
 def class_names(checkpoint: dict) -> tuple | None:
     """Class names as mmdet 3.x (``dataset_meta``) or 2.x (``CLASSES``)
     stored them."""

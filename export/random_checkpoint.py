@@ -19,6 +19,7 @@ import torch
 
 def make(config: Path, out: Path, seed: int = 0,
          classifier_gain: float = 40.0) -> Path:
+    from . import checkpoint
     from . import model as detector_model
     cfg = detector_model.load_config(config)
     torch.manual_seed(seed)
@@ -30,12 +31,8 @@ def make(config: Path, out: Path, seed: int = 0,
     if classes is None:
         from mmdet.evaluation import get_classes
         classes = get_classes('coco')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({'state_dict': model.state_dict(),
-                'meta': {'dataset_meta': {'classes': list(classes)},
-                         'seed': seed, 'classifier_gain': classifier_gain}},
-               out)
-    return out
+    return checkpoint.save(out, model.state_dict(), classes, seed=seed,
+                           classifier_gain=classifier_gain)
 
 
 def main(argv=None) -> int:

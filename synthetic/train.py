@@ -22,13 +22,10 @@ CHECKPOINT = ROOT / 'checkpoints/demo_r18_fpn_synthetic.pth'
 
 def package(state: dict, classes, record: dict, out: Path) -> Path:
     """fp16 weights (integer buffers kept), class names, training record."""
+    from export.checkpoint import save
     weights = {k: v.half() if v.is_floating_point() else v
                for k, v in state.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({'state_dict': weights,
-                'meta': {'dataset_meta': {'classes': list(classes)},
-                         'training': record}}, out)
-    return out
+    return save(out, weights, classes, training=record)
 
 
 def main(argv=None) -> int:

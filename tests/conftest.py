@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_CONFIG = ROOT / 'tests' / 'configs' / 'faster-rcnn_r50_fpn_small.py'
+DEMO_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py'
+DEMO_CHECKPOINT = ROOT / 'checkpoints/demo_r18_fpn_synthetic.pth'
 SAMPLES = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))
 
 
@@ -62,19 +64,39 @@ def exported(tmp_path_factory, random_checkpoint):
 
 
 @pytest.fixture(scope='session')
+def exported_demo(exported, tmp_path_factory):
+    """The committed demo detector, exported as ``demo`` into the same
+    repository (so the one server serves both); its in-process runner."""
+    from export.pipeline import Request, run
+    from synthetic.generate import write_split
+    images = tmp_path_factory.mktemp('demo_parity')
+    write_split(images, 'val', 4, seed=1)
+    request, _ = exported
+    result = run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                         images=sorted((images / 'val').glob('*.jpg')),
+                         name='demo', repository=request.repository))
+    return runner(result.version_dir)
+
+
+def runner(version_dir: Path):
+    """An in-process ONNX Runtime detector for an exported version."""
+    import json
+
+    from detection.preprocess import Preprocessing
+    from detection.runtime import OnnxDetector
+    meta = json.loads((version_dir / 'metadata.json').read_text())
+    return OnnxDetector(version_dir / 'model.onnx',
+                        Preprocessing.from_dict(meta['preprocessing']))
+
+
+@pytest.fixture(scope='session')
 def detector_dir(exported) -> Path:
     return exported[1].version_dir
 
 
 @pytest.fixture(scope='session')
 def onnx_detector(detector_dir):
-    import json
-
-    from detection.preprocess import Preprocessing
-    from detection.runtime import OnnxDetector
-    meta = json.loads((detector_dir / 'metadata.json').read_text())
-    return OnnxDetector(detector_dir / 'model.onnx',
-                        Preprocessing.from_dict(meta['preprocessing']))
+    return runner(detector_dir)
 
 
 @pytest.fixture(scope='session')
@@ -84,7 +106,7 @@ def mmdet_model(random_checkpoint):
 
 
 @pytest.fixture(scope='session')
-def server(exported, tmp_path_factory):
+def server(exported, exported_demo, tmp_path_factory):
     from serve.server import TritonServer, free_port
     request, _ = exported
     server = TritonServer(request.repository, http_port=free_port(),

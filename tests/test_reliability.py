@@ -185,12 +185,17 @@ def assert_outputs_whole(out):
                 image.load()
 
 
+def image_folder(folder, prefix: str, count: int, seed: int):
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(photo_like(260, 200, seed + i)).save(
+            folder / f'{prefix}_{i}.png')
+    return folder
+
+
 def test_killed_server_failed_images_are_named_and_a_rerun_finishes(
         second_server, tmp_path):
-    folder = tmp_path / 'images'
-    folder.mkdir()
-    for i in range(10):
-        Image.fromarray(photo_like(260, 200, 400 + i)).save(folder / f'img_{i}.png')
+    folder = image_folder(tmp_path / 'images', 'img', 10, seed=400)
     out = tmp_path / 'out'
     second_server.start()
     proc = run_client(second_server, folder, out, '--retries', '0')
@@ -218,10 +223,7 @@ def test_killed_server_failed_images_are_named_and_a_rerun_finishes(
 
 
 def test_retries_ride_out_a_server_restart(second_server, tmp_path):
-    folder = tmp_path / 'images'
-    folder.mkdir()
-    for i in range(6):
-        Image.fromarray(photo_like(240, 180, 500 + i)).save(folder / f'r_{i}.png')
+    folder = image_folder(tmp_path / 'images', 'r', 6, seed=500)
     out = tmp_path / 'out'
     second_server.start()
     proc = run_client(second_server, folder, out, '--retries', '6')
