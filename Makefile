@@ -13,6 +13,7 @@ EVAL_CONFIG ?= $(DEMO_CONFIG)
 EVAL_CHECKPOINT ?= $(DEMO_CHECKPOINT)
 EVAL_ANN ?= $(DATA)/annotations/val.json
 EVAL_IMAGES ?= $(DATA)/val
+EVAL_LIMIT ?= 0
 REPOSITORY ?= model_repository
 MODEL ?= faster_rcnn
 FORMAT ?= onnxruntime
@@ -45,13 +46,10 @@ serve: setup  ## run Triton on the repository until Ctrl-C
 detect: setup  ## send IMAGES to a running server, annotated copies into RESULTS
 	$(PY) -m client -u $(URL) -m $(MODEL) --out $(RESULTS) $(IMAGES)
 
-RANDOM_CHECKPOINT ?= checkpoints/random_r50_fpn_seed0.pth
-$(RANDOM_CHECKPOINT): | setup
-	$(PY) -m export.random_checkpoint -c $(CONFIG) -o $@
-
-demo: setup $(RANDOM_CHECKPOINT)  ## offline: export, serve, detect on the samples, stop
-	$(PY) -m serve.demo -c $(CONFIG) -w $(RANDOM_CHECKPOINT) -m $(MODEL) \
-	  -r $(REPOSITORY) --images $(IMAGES) --out $(RESULTS)
+demo: setup  ## offline: export the demo detector, serve, detect on val images, stop
+	$(PY) -m synthetic -o $(DATA) --train 0
+	$(PY) -m serve.demo -c $(DEMO_CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
+	  -r $(REPOSITORY) --images $(DATA)/val --limit 12 --out $(RESULTS)
 
 data: setup  ## the synthetic shapes dataset (train + val, COCO format)
 	$(PY) -m synthetic -o $(DATA)
@@ -63,7 +61,7 @@ eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime vs Triton
 	$(if $(filter $(DATA)/%,$(EVAL_ANN)),$(PY) -m synthetic -o $(DATA) --train 0)
 	$(PY) -m evaluation -c $(EVAL_CONFIG) -w $(EVAL_CHECKPOINT) -m $(MODEL) \
 	  -r $(REPOSITORY) --ann $(EVAL_ANN) --images $(EVAL_IMAGES) \
-	  --out $(RESULTS)/eval.json
+	  --limit $(EVAL_LIMIT) --out $(RESULTS)/eval.json
 
 soak: setup  ## 2,000 checked requests at concurrency 16 on the exported repository
 	$(PY) -m synthetic -o $(DATA) --train 0

@@ -78,9 +78,12 @@ def load(path: Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0]
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if 'Unsupported global' in line),
+                      lines[0] if lines else 'unpickling error')
         raise ExportError(
-            f'checkpoint {path} is refused by the safe loader ({first})'
+            f'checkpoint {path} is refused by the safe loader, which loads '
+            f'tensors and plain data only ({reason.split(". Please")[0]})'
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__

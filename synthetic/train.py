@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         'train_seconds': train_seconds,
         'threads': torch.get_num_threads(),
         'val_metrics': metrics,
-        'torch': torch.__version__,
+        'torch': str(torch.__version__),
     }
     out = package(runner.model.state_dict(), cfg.metainfo['classes'], record,
                   args.out)
