@@ -20,7 +20,8 @@ def main(argv=None) -> int:
     p.add_argument('-r', '--repository', type=Path, default=Path('model_repository'))
     p.add_argument('--images', type=Path, default=Path('assets/samples'))
     p.add_argument('--out', type=Path, default=Path('results'))
-    p.add_argument('--score-thr', type=float, default=0.3)
+    p.add_argument('--score-thr', type=float, default=0.5,
+                   help='draw boxes above this score (default: %(default)s)')
     p.add_argument('--limit', type=int, default=0,
                    help='first N images of --images only (0: all)')
     args = p.parse_args(argv)
