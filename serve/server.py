@@ -149,6 +149,7 @@ class TritonServer:
             raise ServerError(f'model repository not found: {self.repository} '
                               '(run `make export` first)')
         install = Installation.bundled()
+        self.stop()  # a previous run's stubs, if that server was killed
         backends = self.prepare(install)
         self.log_file = self.log_file or self.workdir / 'server.log'
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -230,15 +231,21 @@ class TritonServer:
 
     def stop(self, timeout: float = 30) -> Optional[int]:
         """SIGTERM the server's process group (it and its Python stubs);
-        SIGKILL what is left after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        os.killpg(self.process.pid, signal.SIGTERM)
+        SIGKILL what is left after ``timeout``. Stubs outlive a server that
+        crashed or was killed, so the group is cleared in every case."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+        except ProcessLookupError:
+            pass
+        return self.process.wait()
 
     def __enter__(self) -> 'TritonServer':
         return self.start()

@@ -200,7 +200,7 @@ def test_killed_server_failed_images_are_named_and_a_rerun_finishes(
     second_server.start()
     proc = run_client(second_server, folder, out, '--retries', '0')
     wait_for(lambda: out.exists() and len(list(out.glob('img_*.json'))) >= 2)
-    second_server.process.kill()
+    second_server.process.kill()  # the server alone, as a crash would
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1
     done = {p.stem for p in out.glob('img_*.json')}
