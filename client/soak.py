@@ -13,9 +13,9 @@ import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -34,6 +34,7 @@ class SoakReport:
     server_ready_after: bool = False
     server_rss_mb_before: Optional[float] = None
     server_rss_mb_after: Optional[float] = None
+    server_rss_mb_by_quarter: List[float] = field(default_factory=list)
     first_error: str = ''
 
 
@@ -52,7 +53,10 @@ def rss_mb(pid: int) -> float:
 
 
 def soak(detector: TritonDetector, images: List[Path], requests: int,
-         concurrency: int, progress=lambda: None) -> SoakReport:
+         concurrency: int, progress=lambda: None,
+         memory: Optional[Callable[[], float]] = None) -> SoakReport:
+    """``memory`` (the server's RSS) is sampled after each quarter of the
+    requests: a plateau, not a climb, is what bounded means."""
     payloads = [p.read_bytes() for p in images]
     expected = [detector.infer_bytes(p) for p in payloads]
     report = SoakReport()
@@ -67,9 +71,12 @@ def soak(detector: TritonDetector, images: List[Path], requests: int,
         finally:
             progress()
 
+    quarter = max(1, requests // 4)
     with ThreadPoolExecutor(concurrency) as pool:
         for ok, error in pool.map(one, range(requests)):
             report.sent += 1
+            if memory is not None and report.sent % quarter == 0:
+                report.server_rss_mb_by_quarter.append(memory())
             if error is not None:
                 report.failed += 1
                 report.first_error = report.first_error or error
@@ -107,7 +114,9 @@ def main(argv=None) -> int:
                 tqdm(total=args.requests, unit='req', file=sys.stderr) as bar:
             before = rss_mb(server.process.pid) if server else None
             report = soak(detector, images, args.requests, args.concurrency,
-                          bar.update)
+                          bar.update,
+                          memory=(lambda: rss_mb(server.process.pid)) if server
+                          else None)
             report.server_rss_mb_before = before
             if server:
                 report.server_rss_mb_after = rss_mb(server.process.pid)
