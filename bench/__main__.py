@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     from export.errors import ExportError
     from export.parity import mmdet_detections
     from export.pipeline import Request, ensure
-    from serve.server import TritonServer, free_port
+    from serve.server import TritonServer
 
     from .floor import model_gflops, peak_gflops
 
@@ -110,8 +110,7 @@ def main(argv=None) -> int:
         paths['pytorch'] = timed(lambda b: mmdet_detections(model, by_payload[b]),
                                  payloads, args.rounds, 1, bar)
         paths['onnxruntime'] = timed(onnx, payloads, args.rounds, 1, bar)
-        server = TritonServer(args.repository, http_port=free_port(),
-                              grpc_port=free_port(), metrics_port=free_port())
+        server = TritonServer.on_free_ports(args.repository)
         server.start()
         try:
             with TritonDetector(f'127.0.0.1:{server.grpc_port}', args.name,

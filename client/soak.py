@@ -101,11 +101,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from tqdm import tqdm
 
-    from serve.server import TritonServer, free_port
+    from serve.server import TritonServer
     server = None
     if args.start is not None:
-        server = TritonServer(args.start, http_port=free_port(),
-                              grpc_port=free_port(), metrics_port=free_port())
+        server = TritonServer.on_free_ports(args.start)
         server.start()
         args.url = f'127.0.0.1:{server.grpc_port}'
     try:

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     from export.errors import ExportError
     from export.parity import mmdet_detections
     from export.pipeline import Request, ensure
-    from serve.server import ServerError, TritonServer, free_port
+    from serve.server import ServerError, TritonServer
 
     setup_logging(verbose=False)
     split = CocoSplit(args.ann, args.images, args.limit)
@@ -96,8 +96,7 @@ def main(argv=None) -> int:
     runs = {'pytorch (mmdet)': run_path(
                 'pytorch', split, lambda p: mmdet_detections(model, p)),
             'onnxruntime': run_path('onnxruntime', split, onnx)}
-    server = TritonServer(args.repository, http_port=free_port(),
-                          grpc_port=free_port(), metrics_port=free_port())
+    server = TritonServer.on_free_ports(args.repository)
     try:
         server.start()
         with TritonDetector(f'127.0.0.1:{server.grpc_port}', args.name,

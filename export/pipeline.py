@@ -79,7 +79,7 @@ def _size(path: Path) -> str:
     return f'{path.stat().st_size / 2**20:.1f} MB'
 
 
-def versions() -> dict:
+def package_versions() -> dict:
     found = {'python': platform.python_version()}
     for package in PACKAGES:
         try:
@@ -157,7 +157,7 @@ def run(request: Request) -> Result:
                 'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
                 'classes': list(classes),
                 'parity': [m.__dict__ for m in matches],
-                'versions': versions(),
+                'versions': package_versions(),
             }
 
             def fill(folder: Path) -> None:

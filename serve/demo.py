@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .server import ServerError, TritonServer, free_port
+from .server import ServerError, TritonServer
 
 
 def main(argv=None) -> int:
@@ -42,14 +42,13 @@ def main(argv=None) -> int:
         print(f'demo: error: {exc}', file=sys.stderr)
         return 1
 
-    grpc_port = free_port()
-    server = TritonServer(args.repository, http_port=free_port(),
-                          grpc_port=grpc_port, metrics_port=free_port())
+    server = TritonServer.on_free_ports(args.repository)
     try:
-        print(f'[demo] starting Triton on 127.0.0.1:{grpc_port} (log '
+        print(f'[demo] starting Triton on 127.0.0.1:{server.grpc_port} (log '
               f'{server.workdir / "server.log"})', flush=True)
         server.start()
-        code = client_main([*map(str, images), '-u', f'127.0.0.1:{grpc_port}',
+        code = client_main([*map(str, images), '-u',
+                            f'127.0.0.1:{server.grpc_port}',
                             '-m', args.name, '--out', str(args.out),
                             '--score-thr', str(args.score_thr)])
     except ServerError as exc:

@@ -85,6 +85,12 @@ class TritonServer:
     admin_key: str = field(default_factory=lambda: secrets.token_hex(16))
     report: List[str] = field(default_factory=list)
 
+    @classmethod
+    def on_free_ports(cls, repository: Path, **kwargs) -> 'TritonServer':
+        """A server for one program's own use (demo, eval, bench, tests)."""
+        return cls(repository, http_port=free_port(), grpc_port=free_port(),
+                   metrics_port=free_port(), **kwargs)
+
     def prepare(self, install: Installation) -> Path:
         """The backend directory: bundled Python backend + our onnxruntime.
 

@@ -107,11 +107,10 @@ def mmdet_model(random_checkpoint):
 
 @pytest.fixture(scope='session')
 def server(exported, exported_demo, tmp_path_factory):
-    from serve.server import TritonServer, free_port
+    from serve.server import TritonServer
     request, _ = exported
-    server = TritonServer(request.repository, http_port=free_port(),
-                          grpc_port=free_port(), metrics_port=free_port(),
-                          workdir=tmp_path_factory.mktemp('triton'))
+    server = TritonServer.on_free_ports(
+        request.repository, workdir=tmp_path_factory.mktemp('triton'))
     server.start()
     yield server
     server.stop()

@@ -18,7 +18,7 @@ from PIL import Image
 
 from client import TritonDetector
 from client.soak import soak
-from serve.server import TritonServer, free_port
+from serve.server import TritonServer
 
 from .conftest import ROOT, SAMPLES, photo_like
 
@@ -141,8 +141,7 @@ def second_server(exported, tmp_path):
     request, _ = exported
     repo = tmp_path / 'repo'
     shutil.copytree(request.repository, repo, copy_function=os.link)
-    server = TritonServer(repo, http_port=free_port(), grpc_port=free_port(),
-                          metrics_port=free_port(), workdir=tmp_path / 'triton')
+    server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton')
     yield server
     server.stop()
 
