@@ -193,6 +193,7 @@ class TritonServer:
         """
         from google.protobuf import json_format
 
+        from export.repository import versions
         from export.triton_config import parse
         headers = {ADMIN_HEADER: self.admin_key}
         admin = self._admin()
@@ -207,9 +208,7 @@ class TritonServer:
             lines = []
             for name, failed in broken.items():
                 model_dir = Path(self.repository) / name
-                on_disk = [int(p.name) for p in model_dir.iterdir()
-                           if p.is_dir() and p.name.isdigit()]
-                good = sorted(set(on_disk) - set(failed))
+                good = [v for v in versions(model_dir) if v not in failed]
                 for version, reason in sorted(failed.items()):
                     lines.append(f'model {name} version {version} failed to '
                                  f'load: {reason}')
