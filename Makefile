@@ -14,6 +14,8 @@ EVAL_CHECKPOINT ?= $(DEMO_CHECKPOINT)
 EVAL_ANN ?= $(DATA)/annotations/val.json
 EVAL_IMAGES ?= $(DATA)/val
 EVAL_LIMIT ?= 0
+EVAL_FORMATS ?= onnxruntime onnxruntime-int8
+CALIBRATION ?= $(DATA)/train
 REPOSITORY ?= model_repository
 MODEL ?= faster_rcnn
 FORMAT ?= onnxruntime
@@ -37,7 +39,9 @@ checkpoint: setup  ## download the COCO Faster R-CNN weights and verify their ha
 	$(PY) -m export.checkpoint -o checkpoints
 
 export: setup  ## checkpoint + config -> verified model in the Triton repository
-	$(PY) -m export -c $(CONFIG) -w $(CHECKPOINT) -f $(FORMAT) -m $(MODEL) -r $(REPOSITORY)
+	$(PY) -m export -c $(CONFIG) -w $(CHECKPOINT) -f $(FORMAT) -m $(MODEL) -r $(REPOSITORY) \
+	  $(if $(filter %int8,$(FORMAT)),--calibration $(CALIBRATION) \
+	  --accuracy-ann $(EVAL_ANN) --accuracy-images $(EVAL_IMAGES))
 
 serve: setup  ## run Triton on the repository until Ctrl-C
 	$(PY) -m serve -r $(REPOSITORY) --host $(HOST) --http-port $(HTTP_PORT) \
@@ -57,10 +61,11 @@ data: setup  ## the synthetic shapes dataset (train + val, COCO format)
 train-demo: data  ## train the demo detector (about 60 min on 2 cores)
 	$(PY) -m synthetic.train -c $(DEMO_CONFIG) -o $(DEMO_CHECKPOINT)
 
-eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime vs Triton
-	$(if $(filter $(DATA)/%,$(EVAL_ANN)),$(PY) -m synthetic -o $(DATA) --train 0)
+eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime vs Triton, fp32 and int8
+	$(if $(filter $(DATA)/%,$(EVAL_ANN) $(CALIBRATION)),$(PY) -m synthetic -o $(DATA) --train 64)
 	$(PY) -m evaluation -c $(EVAL_CONFIG) -w $(EVAL_CHECKPOINT) -m $(MODEL) \
 	  -r $(REPOSITORY) --ann $(EVAL_ANN) --images $(EVAL_IMAGES) \
+	  -f $(EVAL_FORMATS) --calibration $(CALIBRATION) \
 	  --limit $(EVAL_LIMIT) --out $(RESULTS)/eval.json
 
 soak: setup  ## 2,000 checked requests at concurrency 16 on the exported repository

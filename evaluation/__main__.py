@@ -1,8 +1,9 @@
 """python -m evaluation: one checkpoint's box mAP three ways on one split.
 
 (1) PyTorch: mmdet's ``inference_detector``; (2) the exported ONNX model in
-process with ONNX Runtime; (3) the Triton ensemble through the client. The
-export is made (or reused when up to date) and the server started on free
+process with ONNX Runtime; (3) the Triton ensemble through the client; (2) and
+(3) for each export format asked for (fp32, and int8 served as its own model).
+Each export is made (or reused when up to date) and one server started on free
 ports. Prints a markdown table and writes a JSON file; every path is scored by
 pycocotools against the same annotations.
 """
@@ -32,6 +33,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='COCO annotation file, e.g. data/synthetic/annotations/val.json')
     p.add_argument('--images', type=Path, required=True, help='the images folder')
     p.add_argument('-m', '--name', default='faster_rcnn', help='served model name')
+    p.add_argument('-f', '--formats', nargs='+', default=['onnxruntime'],
+                   help='export formats to score (CPU: onnxruntime, '
+                   'onnxruntime-int8)')
+    p.add_argument('--calibration', type=Path, nargs='+', default=[],
+                   help='int8: images or folders to calibrate on (not the '
+                   'evaluated ones)')
     p.add_argument('-r', '--repository', type=Path,
                    default=ROOT / 'model_repository')
     p.add_argument('--limit', type=int, default=0,
@@ -75,33 +82,44 @@ def main(argv=None) -> int:
     from export.pipeline import Request, ensure
     from serve.server import ServerError, TritonServer
 
+    from detection.images import image_files
+    from detection.preprocess import Preprocessing
+    from detection.runtime import OnnxDetector
+
     setup_logging(verbose=False)
     split = CocoSplit(args.ann, args.images, args.limit)
+    requests = [Request(
+        config=args.config, checkpoint=args.checkpoint, name=args.name,
+        images=[split.path(i) for i in split.image_ids[:4]],
+        repository=args.repository, format=fmt,
+        calibration=image_files(args.calibration), accuracy_ann=args.ann,
+        accuracy_images=args.images, accuracy_limit=args.limit)
+        for fmt in args.formats]
     try:
-        version_dir = ensure(Request(
-            config=args.config, checkpoint=args.checkpoint, name=args.name,
-            images=[split.path(i) for i in split.image_ids[:4]],
-            repository=args.repository))
+        exports = {r.format: ensure(r) for r in requests}
         model, _ = detector_model.load(args.config, args.checkpoint)
     except ExportError as exc:
         print(f'eval: error: {exc}', file=sys.stderr)
         return 1
     classes = model.dataset_meta['classes']
 
-    from detection.preprocess import Preprocessing
-    from detection.runtime import OnnxDetector
-    meta = json.loads((version_dir / 'metadata.json').read_text())
-    onnx = OnnxDetector(version_dir / 'model.onnx',
-                        Preprocessing.from_dict(meta['preprocessing']))
     runs = {'pytorch (mmdet)': run_path(
-                'pytorch', split, lambda p: mmdet_detections(model, p)),
-            'onnxruntime': run_path('onnxruntime', split, onnx)}
+        'pytorch', split, lambda p: mmdet_detections(model, p))}
+    for fmt, version_dir in exports.items():
+        meta = json.loads((version_dir / 'metadata.json').read_text())
+        onnx = OnnxDetector(version_dir / 'model.onnx',
+                            Preprocessing.from_dict(meta['preprocessing']))
+        runs[f'onnxruntime {meta["precision"]}'] = run_path(
+            f'onnxruntime {meta["precision"]}', split, onnx)
     server = TritonServer.on_free_ports(args.repository)
     try:
         server.start()
-        with TritonDetector(f'127.0.0.1:{server.grpc_port}', args.name,
-                            wait=60) as served:
-            runs['triton'] = run_path('triton', split, served, args.concurrency)
+        for request in requests:
+            with TritonDetector(f'127.0.0.1:{server.grpc_port}',
+                                request.served_name, wait=60) as served:
+                runs[f'triton {request.served_name}'] = run_path(
+                    f'triton {request.served_name}', split, served,
+                    args.concurrency)
     except ServerError as exc:
         print(f'eval: error: {exc}', file=sys.stderr)
         return 1
@@ -115,7 +133,7 @@ def main(argv=None) -> int:
     report = {
         'config': str(args.config), 'checkpoint': str(args.checkpoint),
         'annotations': str(args.ann), 'images': len(split.image_ids),
-        'export': str(version_dir),
+        'exports': {fmt: str(v) for fmt, v in exports.items()},
         'paths': {name: {**stats[name], 'seconds': runs[name]['seconds']}
                   for name in runs},
         'delta_ap_points': {name: round(stats[name]['AP'] - stats[reference]['AP'], 2)

@@ -18,6 +18,7 @@ class CocoSplit:
         from pycocotools.coco import COCO
         with contextlib.redirect_stdout(io.StringIO()):
             self.coco = COCO(str(ann_file))
+        self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         ids = sorted(self.coco.getImgIds())
         self.image_ids = ids[:limit] if limit else ids

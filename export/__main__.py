@@ -27,8 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('-f', '--format', choices=sorted(FORMATS),
                    default='onnxruntime', help='export format')
     p.add_argument('-m', '--name', default='faster_rcnn',
-                   help='model name; the detector is written as '
-                   '<name>_detector (default: %(default)s)')
+                   help='model name (int8 is served as <name>_int8 beside '
+                   'it); the detector is written as <model>_detector '
+                   '(default: %(default)s)')
     p.add_argument('-r', '--repository', type=Path,
                    default=ROOT / 'model_repository',
                    help='Triton model repository (default: %(default)s)')
@@ -50,6 +51,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--max-image-bytes', type=int, default=DEFAULT_MAX_BYTES,
                    help='served encoded images larger than this are refused '
                    '(default: %(default)s)')
+    p.add_argument('--calibration', type=Path, nargs='+', default=[],
+                   help='int8: images or folders to calibrate on (the first '
+                   '64 are used)')
+    p.add_argument('--accuracy-ann', type=Path,
+                   help='int8: COCO annotations of the mAP gate (images not '
+                   'used for calibration)')
+    p.add_argument('--accuracy-images', type=Path,
+                   help='int8: the folder of those images')
+    p.add_argument('--accuracy-limit', type=int, default=0,
+                   help='int8: first N annotated images only (0: all)')
+    p.add_argument('--max-map-drop', type=float, default=1.0,
+                   help='int8: largest allowed AP drop from fp32, in points '
+                   '(default: %(default)s)')
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
     if args.version is not None and args.version < 1:
@@ -59,8 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def setup_logging(verbose: bool) -> None:
     """One ``[export] step: ...`` line per step; OpenMMLab quiet unless -v."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format='[%(name)s] %(message)s')
+    logging.getLogger('export').setLevel(
+        logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         from .model import quiet_logs
         quiet_logs()
@@ -78,7 +94,11 @@ def main(argv=None) -> int:
             name=args.name, repository=args.repository, version=args.version,
             min_parity=args.min_parity, instances=args.instances,
             trt_accelerator=args.trt_accelerator, max_pixels=args.max_pixels,
-            max_bytes=args.max_image_bytes))
+            max_bytes=args.max_image_bytes,
+            calibration=image_files(args.calibration), accuracy_ann=args.accuracy_ann,
+            accuracy_images=args.accuracy_images,
+            accuracy_limit=args.accuracy_limit,
+            max_map_drop=args.max_map_drop))
     except ExportError as exc:
         print(f'export: error: {exc}', file=sys.stderr)
         return 1

@@ -18,11 +18,26 @@ class Format:
     platform: str = ''       # ...or `platform:` (tensorrt_plan)
     precision: str = 'fp32'
     gpu: bool = False        # needs a CUDA GPU and the tensorrt package
+    # int8 (ONNX Runtime static quantisation) also needs calibration images
+    # and an annotated set on which its mAP must stay within a bound of fp32
     max_batch_size: int = 8
 
     @property
     def deploy_config_path(self) -> Path:
         return CONFIGS / 'deploy' / self.deploy_config
+
+    def model_name(self, base: str) -> str:
+        """Reduced precision is served as its own model beside fp32."""
+        return base if self.precision in ('fp32', 'fp16') else \
+            f'{base}_{self.precision}'
+
+    @property
+    def needs(self) -> str:
+        if self.gpu:
+            return 'GPU + TensorRT'
+        if self.precision == 'int8':
+            return 'CPU; calibration images; COCO annotations for the mAP gate'
+        return 'CPU'
 
     def unavailable(self) -> Optional[str]:
         """Why this format cannot be built on this host, or None."""
@@ -43,6 +58,8 @@ class Format:
 FORMATS = {f.name: f for f in (
     Format('onnxruntime', 'detection_onnxruntime_dynamic.py', 'model.onnx',
            backend='onnxruntime'),
+    Format('onnxruntime-int8', 'detection_onnxruntime-int8_dynamic.py',
+           'model.onnx', backend='onnxruntime', precision='int8'),
     Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',
            'model.plan', platform='tensorrt_plan', gpu=True),
     Format('tensorrt-fp16',
@@ -58,6 +75,6 @@ def table() -> str:
     for f in FORMATS.values():
         rows.append(
             f'| {f.name} | {f.backend or f.platform} | {f.filename} | '
-            f'{f.precision} | {"GPU + TensorRT" if f.gpu else "CPU"} | '
+            f'{f.precision} | {f.needs} | '
             f'{f.deploy_config} |')
     return '\n'.join(rows)

@@ -25,7 +25,8 @@ from detection.runtime import OnnxDetector
 
 from . import checkpoint as ckpt
 from . import model as detector_model
-from . import ensemble, onnx_export, parity, repository, triton_config
+from . import accuracy, ensemble, onnx_export, parity, quantize, repository
+from . import triton_config
 from .errors import ExportError
 from .formats import FORMATS, Format
 
@@ -52,10 +53,21 @@ class Request:
     max_queue_delay_us: int = 2000
     max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
     max_bytes: int = DEFAULT_MAX_BYTES
+    # int8 only: calibration images, and the annotated set of the mAP gate
+    calibration: Sequence[Path] = ()
+    accuracy_ann: Optional[Path] = None
+    accuracy_images: Optional[Path] = None
+    accuracy_limit: int = 0
+    max_map_drop: float = 1.0
+
+    @property
+    def served_name(self) -> str:
+        """The ensemble clients call: ``name``, or ``name_int8`` beside it."""
+        return FORMATS[self.format].model_name(self.name)
 
     @property
     def detector_name(self) -> str:
-        return f'{self.name}_detector'
+        return f'{self.served_name}_detector'
 
 
 @dataclass
@@ -96,6 +108,12 @@ def run(request: Request) -> Result:
         raise ExportError(reason)
     if not request.images:
         raise ExportError('parity needs at least one image')
+    if fmt.precision == 'int8' and not (request.calibration
+                                        and request.accuracy_ann
+                                        and request.accuracy_images):
+        raise ExportError(f'format {fmt.name} needs calibration images '
+                          '(--calibration) and an annotated set for its mAP '
+                          'gate (--accuracy-ann, --accuracy-images)')
     model_dir = repository.writable_model_dir(request.repository,
                                               request.detector_name)
 
@@ -129,6 +147,36 @@ def run(request: Request) -> Result:
                                    request)
             note['done'] = parity.summary(matches)
         artifact = onnx_path
+        extra_meta: dict = {}
+        if fmt.precision == 'int8':
+            with step('quantize') as note:
+                artifact = quantize.quantize(onnx_path, request.calibration,
+                                             params, deploy_cfg,
+                                             work / 'int8.onnx')
+                ops = onnx_export.check(artifact)
+                calibrated = min(len(request.calibration),
+                                 deploy_cfg.calib_config.max_images)
+                note['done'] = (
+                    f'{deploy_cfg.calib_config.method} calibration on '
+                    f'{calibrated} images; {ops["QuantizeLinear"]} '
+                    f'QuantizeLinear, {ops["DequantizeLinear"]} '
+                    f'DequantizeLinear -> {artifact.name} ({_size(artifact)})')
+            with step('accuracy') as note:
+                from evaluation.coco import CocoSplit
+                gate = accuracy.check(
+                    onnx_path, artifact, params,
+                    CocoSplit(request.accuracy_ann, request.accuracy_images,
+                              request.accuracy_limit),
+                    classes, request.max_map_drop)
+                note['done'] = f'{gate.summary()} of {request.accuracy_ann}'
+            extra_meta = {
+                'calibration': {'images': calibrated,
+                                **deploy_cfg.calib_config.to_dict()},
+                'accuracy': {'annotations': str(request.accuracy_ann),
+                             'images': gate.images,
+                             'ap_fp32': gate.reference_ap,
+                             'ap_int8': gate.candidate_ap,
+                             'max_drop': gate.max_drop}}
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
                 artifact = build_tensorrt(onnx_path, deploy_cfg, work)
@@ -156,7 +204,8 @@ def run(request: Request) -> Result:
                 'preprocessing': params.to_dict(),
                 'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
                 'classes': list(classes),
-                'parity': [m.__dict__ for m in matches],
+                'parity': [m.__dict__ for m in matches],  # of the fp32 graph
+                **extra_meta,
                 'versions': package_versions(),
             }
 
@@ -171,12 +220,12 @@ def run(request: Request) -> Result:
             repository.write_text(model_dir / 'config.pbtxt',
                                   triton_config.to_text(config))
             served = ensemble.write(request.repository, ensemble.configs(
-                request.name, request.detector_name, fmt.max_batch_size,
+                request.served_name, request.detector_name, fmt.max_batch_size,
                 params, classes, cfg.model.test_cfg.rcnn.score_thr))
             note['done'] = (f'{version_dir} ({fmt.filename} '
                             f'{_size(version_dir / fmt.filename)}, labels.txt, '
                             f'metadata.json, config.pbtxt); ensemble '
-                            f'{request.name} with '
+                            f'{request.served_name} with '
                             f'{", ".join(p.parent.name for p in served[:2])}')
     return Result(version_dir, matches)
 
@@ -224,7 +273,8 @@ def ensure(request: Request) -> Path:
     and config (with the ensemble beside it); otherwise export now."""
     model_dir = Path(request.repository) / request.detector_name
     found = repository.versions(model_dir)
-    if found and (Path(request.repository) / request.name / 'config.pbtxt').exists():
+    ensemble_config = Path(request.repository) / request.served_name / 'config.pbtxt'
+    if found and ensemble_config.exists():
         newest = model_dir / str(found[-1])
         meta_file = newest / 'metadata.json'
         if meta_file.exists():

@@ -10,6 +10,15 @@ from tqdm import tqdm
 from .generate import write_split
 
 
+def _holds(stamp: Path, count: int, seed: int) -> bool:
+    """A split written with this seed and at least ``count`` images: the
+    generator is sequential, so its first ``count`` images are the same."""
+    if not stamp.exists():
+        return False
+    written, written_seed = map(int, stamp.read_text().split())
+    return written >= count and written_seed == seed
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='python -m synthetic', description=__doc__)
     p.add_argument('-o', '--out', type=Path, default=Path('data/synthetic'))
@@ -22,8 +31,7 @@ def main(argv=None) -> int:
     for split, count, seed in (('train', args.train, args.seed),
                                ('val', args.val, args.seed + 1)):
         stamp = args.out / f'.{split}.complete'
-        if count and not (stamp.exists()
-                          and stamp.read_text() == f'{count} {seed}'):
+        if count and not _holds(stamp, count, seed):
             todo.append((split, count, seed, stamp))
     with tqdm(total=sum(t[1] for t in todo), unit='img') as bar:
         for split, count, seed, stamp in todo:

@@ -78,6 +78,36 @@ def exported_demo(exported, tmp_path_factory):
     return runner(result.version_dir)
 
 
+@pytest.fixture(scope='session')
+def val_split(tmp_path_factory):
+    """The first 60 images of the val split (the generator is sequential, so
+    they are the same images ``make eval`` scores first)."""
+    from evaluation.coco import CocoSplit
+    from synthetic.generate import write_split
+    out = tmp_path_factory.mktemp('synthetic')
+    ann = write_split(out, 'val', 60, seed=1)
+    return CocoSplit(ann, out / 'val')
+
+
+@pytest.fixture(scope='session')
+def exported_demo_int8(exported, val_split, tmp_path_factory):
+    """The demo detector as ``-f onnxruntime-int8`` (served as ``demo_int8``
+    beside ``demo``): calibrated on 16 train images, gated on ``val_split``."""
+    from export.pipeline import Request, run
+    from synthetic.generate import write_split
+    calibration = tmp_path_factory.mktemp('calibration')
+    write_split(calibration, 'train', 16, seed=0)
+    request, _ = exported
+    result = run(Request(
+        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
+        format='onnxruntime-int8', images=[val_split.path(i) for i in
+                                           val_split.image_ids[:2]],
+        repository=request.repository,
+        calibration=sorted((calibration / 'train').glob('*.jpg')),
+        accuracy_ann=val_split.ann_file, accuracy_images=val_split.image_dir))
+    return result.version_dir
+
+
 def runner(version_dir: Path):
     """An in-process ONNX Runtime detector for an exported version."""
     import json
@@ -106,7 +136,7 @@ def mmdet_model(random_checkpoint):
 
 
 @pytest.fixture(scope='session')
-def server(exported, exported_demo, tmp_path_factory):
+def server(exported, exported_demo, exported_demo_int8, tmp_path_factory):
     from serve.server import TritonServer
     request, _ = exported
     server = TritonServer.on_free_ports(

@@ -1,0 +1,65 @@
+"""The gate for reduced precision: mAP on an annotated set, fp32 vs int8.
+
+Exactness cannot hold once weights are rounded, so the int8 graph is judged
+the way its users would judge it: COCO box AP of both graphs, run the same way
+(ONNX Runtime on the served preprocessing), on images it was not calibrated
+on. A model that scores (almost) nothing in fp32 on the set cannot be judged
+there, so that is refused too rather than passed vacuously.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from detection.preprocess import Preprocessing
+from detection.runtime import OnnxDetector
+from evaluation.coco import CocoSplit
+
+from .errors import ExportError
+
+MIN_REFERENCE_AP = 5.0
+
+
+@dataclass
+class Gate:
+    reference_ap: float
+    candidate_ap: float
+    images: int
+    max_drop: float
+
+    @property
+    def drop(self) -> float:
+        return self.reference_ap - self.candidate_ap
+
+    def summary(self) -> str:
+        return (f'AP {self.reference_ap:.2f} fp32 -> {self.candidate_ap:.2f} '
+                f'({-self.drop:+.2f} points, allowed -{self.max_drop:.1f}) on '
+                f'{self.images} images')
+
+
+def box_ap(model_path: Path, params: Preprocessing, split: CocoSplit,
+           classes: Sequence[str]) -> float:
+    detector = OnnxDetector(model_path, params)
+    detections = {i: detector(split.path(i)) for i in split.image_ids}
+    return split.evaluate(detections, classes)['AP']
+
+
+def check(reference: Path, candidate: Path, params: Preprocessing,
+          split: CocoSplit, classes: Sequence[str], max_drop: float) -> Gate:
+    try:
+        split.category_ids(classes)
+    except ValueError as exc:
+        raise ExportError(f'accuracy gate: {exc}') from None
+    gate = Gate(box_ap(reference, params, split, classes),
+                box_ap(candidate, params, split, classes),
+                len(split.image_ids), max_drop)
+    if gate.reference_ap < MIN_REFERENCE_AP:
+        raise ExportError(
+            f'accuracy gate: the fp32 model scores {gate.reference_ap:.2f} AP '
+            f'on these annotations (< {MIN_REFERENCE_AP}), so they cannot '
+            'judge its int8 version; nothing was written')
+    if gate.drop > max_drop:
+        raise ExportError(f'accuracy gate failed: {gate.summary()}; nothing '
+                          'was written')
+    return gate
