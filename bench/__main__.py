@@ -3,7 +3,9 @@
 (a) mmdet's ``inference_detector`` in PyTorch (the seed tutorial's path);
 (b) the exported model in process with ONNX Runtime, preprocessing included;
 (c) Triton end to end through the client (gRPC, image bytes in, boxes out) at
-each concurrency. Each path is warmed up first. Also measured in the same run:
+each concurrency; (d) Triton's perf_analyzer on the detector model. Also in
+process: the preprocessing alone, ONNX Runtime session-option variants, and
+the int8 graph. Each path is warmed up first. Also measured in the same run:
 the machine's fp32 matmul and conv peak, and the model's FLOPs at the
 benchmark size, so achieved GFLOP/s is reported as a fraction of the peak.
 Writes a markdown table, a PNG plot and JSON.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,15 +65,23 @@ def parse_args(argv=None):
                    default=[ROOT / 'assets/samples'])
     p.add_argument('-m', '--name', default='bench')
     p.add_argument('-r', '--repository', type=Path,
-                   default=ROOT / 'model_repository')
+                   help='the bench\'s own repository (default: '
+                   '<out>/model_repository): its int8 model is not gated')
     p.add_argument('--rounds', type=int, default=2)
     p.add_argument('--concurrency', type=int, nargs='+', default=[1, 2, 4, 8])
+    p.add_argument('--int8-concurrency', type=int, nargs='+', default=[1, 2])
+    p.add_argument('--perf-concurrency', type=int, nargs='+', default=[1, 2],
+                   help='perf_analyzer concurrency levels on each detector')
+    p.add_argument('--variant-concurrency', type=int, nargs='+', default=[2],
+                   help='perf_analyzer concurrency for the instance, thread '
+                   'and batching-delay variants of the fp32 detector')
     p.add_argument('--out', type=Path, default=ROOT / 'results' / 'bench')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    repository = args.repository or args.out / 'model_repository'
     from client import TritonDetector
     from detection.images import image_files
     from detection.preprocess import Preprocessing, decode, prepare
@@ -82,6 +93,7 @@ def main(argv=None) -> int:
     from export.pipeline import Request, ensure
     from serve.server import TritonServer
 
+    from . import ort_options, perf_analyzer, serving_variants
     from .floor import model_gflops, peak_gflops
 
     setup_logging(verbose=False)
@@ -90,59 +102,129 @@ def main(argv=None) -> int:
     if not args.checkpoint.exists():
         from export.random_checkpoint import make
         make(args.config, args.checkpoint)
+    # The int8 model's speed does not depend on its weights' values, but
+    # random weights cannot pass the mAP gate: it is exported ungated, into
+    # this scratch repository only (`make eval` judges int8 accuracy on the
+    # trained demo detector).
+    requests = {precision: Request(
+        config=args.config, checkpoint=args.checkpoint, images=images,
+        name=args.name, repository=repository, format=fmt, calibration=images,
+        accuracy_gate=False)
+        for precision, fmt in (('fp32', 'onnxruntime'),
+                               ('int8', 'onnxruntime-int8'))}
     try:
-        version_dir = ensure(Request(config=args.config, checkpoint=args.checkpoint,
-                                     images=images, name=args.name,
-                                     repository=args.repository))
+        exports = {precision: ensure(request)
+                   for precision, request in requests.items()}
         model, _ = detector_model.load(args.config, args.checkpoint)
     except ExportError as exc:
         print(f'bench: error: {exc}', file=sys.stderr)
         return 1
-    meta = json.loads((version_dir / 'metadata.json').read_text())
+    meta = json.loads((exports['fp32'] / 'metadata.json').read_text())
     params = Preprocessing.from_dict(meta['preprocessing'])
-    onnx = OnnxDetector(version_dir / 'model.onnx', params)
+    fp32 = exports['fp32'] / 'model.onnx'
 
     paths: Dict[str, Dict] = {}
-    per_path = len(payloads) * args.rounds
-    total = per_path * (2 + len(args.concurrency))
-    with tqdm(total=total, unit='img', desc='bench', file=sys.stderr) as bar:
-        by_payload = dict(zip(payloads, images))  # mmdet reads the file
-        paths['pytorch'] = timed(lambda b: mmdet_detections(model, by_payload[b]),
-                                 payloads, args.rounds, 1, bar)
-        paths['onnxruntime'] = timed(onnx, payloads, args.rounds, 1, bar)
-        server = TritonServer.on_free_ports(args.repository)
-        server.start()
-        try:
-            with TritonDetector(f'127.0.0.1:{server.grpc_port}', args.name,
-                                wait=60) as det:
-                for c in args.concurrency:
-                    paths[f'triton c={c}'] = timed(det.infer_bytes, payloads,
-                                                   args.rounds, c, bar)
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory(prefix='bench-') as tmp:
+        work = Path(tmp)
+        variants = ort_options.variants(fp32, work)
+        load = {'model.onnx, full optimisation': ort_options.load_seconds(
+                    fp32, ort_options.session_options()),
+                'saved optimised model': ort_options.load_seconds(
+                    *variants['saved optimised model'])}
+        in_process = {'onnxruntime': OnnxDetector(fp32, params)}
+        in_process.update({f'onnxruntime {name}': OnnxDetector(
+            path, params, options=options)
+            for name, (path, options) in variants.items()})
+        in_process['onnxruntime int8'] = OnnxDetector(
+            exports['int8'] / 'model.onnx', params)
+        served = [(requests['fp32'].served_name, '', c) for c in args.concurrency]
+        served += [(requests['int8'].served_name, ' int8', c)
+                   for c in args.int8_concurrency]
+
+        per_path = len(payloads) * args.rounds
+        total = per_path * (2 + len(in_process) + len(served))
+        with tqdm(total=total, unit='img', desc='bench', file=sys.stderr) as bar:
+            by_payload = dict(zip(payloads, images))  # mmdet reads the file
+            paths['pytorch'] = timed(
+                lambda b: mmdet_detections(model, by_payload[b]),
+                payloads, args.rounds, 1, bar)
+            paths['preprocessing only'] = timed(
+                lambda b: prepare(decode(b), params), payloads, args.rounds, 1,
+                bar)
+            for name, detector in in_process.items():
+                paths[name] = timed(detector, payloads, args.rounds, 1, bar)
+            del in_process
+            unstable: List[str] = []
+            sample = prepare(decode(payloads[0]), params)  # perf_analyzer's
+            server = TritonServer.on_free_ports(repository)
+            server.start()
+            url = f'127.0.0.1:{server.grpc_port}'
+            try:
+                for name, label, c in served:
+                    with TritonDetector(url, name, wait=60) as det:
+                        paths[f'triton{label} c={c}'] = timed(
+                            det.infer_bytes, payloads, args.rounds, c, bar)
+                reason = perf_analyzer.unavailable()
+                if reason is None:
+                    bar.set_description('perf_analyzer')
+                    for precision, request in requests.items():
+                        label = '' if precision == 'fp32' else f' {precision}'
+                        paths.update(perf_analyzer.run(
+                            url, request.detector_name, sample,
+                            args.perf_concurrency, work, label))
+                        unstable += [f'{precision} c={c}'
+                                     for c in args.perf_concurrency
+                                     if f'perf_analyzer{label} c={c}' not in paths]
+            finally:
+                server.stop()
+            if reason is None:
+                bar.set_description('serving variants')
+                paths.update(serving_variants.measure(
+                    repository, requests['fp32'].detector_name, sample,
+                    args.variant_concurrency, work))
 
     sizes = [prepare(decode(p), params).tensor.shape[1:] for p in payloads]
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))
     peak = peak_gflops()
     ort_seconds = 1 / paths['onnxruntime']['throughput_ips']
-    best_triton = max((v for k, v in paths.items() if k.startswith('triton')),
+    best_triton = max((v for k, v in paths.items()
+                       if k.startswith('triton c=')),
                       key=lambda v: v['throughput_ips'])
+    best_int8 = max((v for k, v in paths.items()
+                     if k.startswith('triton int8 c=')),
+                    key=lambda v: v['throughput_ips'])
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 3)
+
     report = {
         'images': [p.name for p in images], 'rounds': args.rounds,
         'model': str(args.config.name), 'paths': paths,
+        'perf_analyzer': reason or ('ran' + (
+            f'; no stable measurement at {", ".join(unstable)}'
+            if unstable else '')),
+        'session_load_seconds': load,
         'model_gflop_per_image': round(gflops, 1),
         'machine_peak_gflops': peak,
         'onnxruntime_achieved_gflops': round(gflops / ort_seconds, 1),
         'onnxruntime_fraction_of_peak': round(
             gflops / ort_seconds / max(peak.values()), 3),
         'ratios': {
-            'triton_c1_latency_vs_onnxruntime': round(
-                paths['triton c=1']['p50_ms'] / paths['onnxruntime']['p50_ms'], 3),
-            'triton_best_throughput_vs_pytorch': round(
-                best_triton['throughput_ips'] / paths['pytorch']['throughput_ips'], 3),
-            'onnxruntime_throughput_vs_pytorch': round(
-                paths['onnxruntime']['throughput_ips']
-                / paths['pytorch']['throughput_ips'], 3),
+            'triton_c1_latency_vs_onnxruntime': ratio(
+                paths['triton c=1']['p50_ms'], paths['onnxruntime']['p50_ms']),
+            'triton_best_throughput_vs_pytorch': ratio(
+                best_triton['throughput_ips'], paths['pytorch']['throughput_ips']),
+            'onnxruntime_throughput_vs_pytorch': ratio(
+                paths['onnxruntime']['throughput_ips'],
+                paths['pytorch']['throughput_ips']),
+            'int8_throughput_vs_fp32': ratio(
+                paths['onnxruntime int8']['throughput_ips'],
+                paths['onnxruntime']['throughput_ips']),
+            'triton_int8_best_throughput_vs_pytorch': ratio(
+                best_int8['throughput_ips'], paths['pytorch']['throughput_ips']),
+            'preprocessing_share_of_onnxruntime': ratio(
+                paths['preprocessing only']['p50_ms'],
+                paths['onnxruntime']['p50_ms']),
         },
     }
     from .report import write

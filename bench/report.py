@@ -20,6 +20,16 @@ def markdown(report: dict) -> str:
         f'**{r["triton_best_throughput_vs_pytorch"]}x**',
         f'- ONNX Runtime throughput / PyTorch: '
         f'{r["onnxruntime_throughput_vs_pytorch"]}x',
+        f'- int8 / fp32 throughput, in process: '
+        f'**{r["int8_throughput_vs_fp32"]}x**',
+        f'- best Triton int8 throughput / PyTorch: '
+        f'**{r["triton_int8_best_throughput_vs_pytorch"]}x**',
+        f'- preprocessing alone / the in-process ONNX Runtime path (p50): '
+        f'{r["preprocessing_share_of_onnxruntime"]:.1%}',
+        '- session load seconds: ' + ', '.join(
+            f'{name} {seconds}'
+            for name, seconds in report['session_load_seconds'].items()),
+        f'- perf_analyzer: {report["perf_analyzer"]}',
         f'- model: {report["model_gflop_per_image"]} GFLOP per image; machine '
         f'peak (fp32): matmul {peak["matmul"]} GFLOP/s, 3x3 conv '
         f'{peak["conv3x3"]} GFLOP/s',

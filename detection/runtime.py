@@ -6,7 +6,7 @@ go through ``OnnxDetector.infer`` so that they measure the same thing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -20,11 +20,12 @@ class OnnxDetector:
     def __init__(self, model_path: Union[str, Path],
                  params: Preprocessing = Preprocessing(),
                  providers: Sequence[str] = ('CPUExecutionProvider',),
-                 intra_op_threads: int = 0):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
+                 options: Optional[ort.SessionOptions] = None):
+        """``options``: ONNX Runtime's defaults (all cores, every graph
+        optimisation) unless given; ``make bench`` measures the others."""
         self.session = ort.InferenceSession(
-            str(model_path), options, providers=list(providers))
+            str(model_path), options or ort.SessionOptions(),
+            providers=list(providers))
         self.params = params
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -35,4 +35,23 @@ grep -v -E "^(mmcv|${NO_DEPS// /|})==" requirements.txt > "$VENV/requirements.re
 pip install -r "$VENV/requirements.rest.txt"
 step "$NO_DEPS (without their declared dependencies)"
 pip install --no-deps $pin $NO_DEPS
+# perf_analyzer (make bench): the one in tritonclient 2.51 is the newest that
+# runs on this glibc (2.36); it needs libb64 (Debian) and libcudart.so.12,
+# which nvidia-pytriton bundles under a hashed name.
+PERF_TARGET="$VENV/perf_analyzer"
+if [ ! -x "$PERF_TARGET/bin/perf_analyzer" ]; then
+  step "perf_analyzer from tritonclient==2.51.0 (into $PERF_TARGET)"
+  pip install --no-deps --target "$PERF_TARGET" tritonclient==2.51.0
+fi
+cudart=$(ls "$VENV"/lib/python3*/site-packages/nvidia_pytriton.libs/libcudart-*.so.12* | head -1)
+mkdir -p "$PERF_TARGET/lib" && ln -sf "$(realpath "$cudart")" "$PERF_TARGET/lib/libcudart.so.12"
+if ! ldconfig -p | grep -q libb64.so.0d; then
+  step "libb64-0d (Debian) for perf_analyzer"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q libb64-0d || { apt-get update -q && apt-get install -y -q libb64-0d; }) >/dev/null \
+      || echo "[setup] warning: libb64-0d not installed; make bench will skip perf_analyzer"
+  else
+    echo "[setup] warning: not root, libb64-0d not installed; make bench will skip perf_analyzer"
+  fi
+fi
 step "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"

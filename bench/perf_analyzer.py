@@ -1,0 +1,80 @@
+"""Triton's own load generator on the detector model, fed a real image.
+
+The detector's inputs are the preprocessed tensor and the resized size; with
+perf_analyzer's random data the boxes would be clipped to nothing and NMS
+would have no work, so one sample image, preprocessed exactly as served, is
+written as raw tensors for ``--input-data``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from detection.preprocess import Prepared
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME = ROOT / '.venv' / 'perf_analyzer'   # scripts/setup.sh installs it here
+BINARY = HOME / 'bin' / 'perf_analyzer'
+
+
+def unavailable() -> Optional[str]:
+    """Why perf_analyzer cannot run here, or None."""
+    if not BINARY.exists():
+        return f'{BINARY} is missing (run scripts/setup.sh)'
+    probe = subprocess.run([str(BINARY), '--version'], env=_env(),
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (probe.stderr.strip().splitlines() or ['exit status '
+                                                      f'{probe.returncode}'])[-1]
+    return None
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env['LD_LIBRARY_PATH'] = ':'.join(
+        filter(None, [str(HOME / 'lib'), env.get('LD_LIBRARY_PATH')]))
+    return env
+
+
+def run(url: str, model: str, sample: Prepared, concurrency: Sequence[int],
+        work: Path, label: str = '', requests_per_window: int = 6
+        ) -> Dict[str, Dict]:
+    """p50/p95 latency and throughput per concurrency, over gRPC; rows
+    named ``perf_analyzer<label> c=N``. A level whose windows never agree
+    within 25% has no row (perf_analyzer reports it and goes on)."""
+    data = work / 'perf_analyzer_input'
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    sample.tensor.astype(np.float32).tofile(data / 'input')
+    np.asarray(sample.img_shape, np.float32).tofile(data / 'img_shape')
+    h, w = sample.tensor.shape[1:]
+    table = work / 'perf_analyzer.csv'
+    command = [
+        str(BINARY), '-m', model, '-u', url, '-i', 'grpc', '-b', '1',
+        '--input-data', str(data), '--shape', f'input:3,{h},{w}',
+        '--shape', 'img_shape:2',
+        '--concurrency-range', f'{min(concurrency)}:{max(concurrency)}',
+        '--measurement-mode', 'count_windows',
+        '--measurement-request-count', str(requests_per_window),
+        '--stability-percentage', '25', '--max-trials', '6',
+        '--percentile', '95', '-f', str(table)]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        raise RuntimeError(f'perf_analyzer failed: {" / ".join(tail)}')
+    rows = {}
+    with table.open() as f:
+        for row in csv.DictReader(f):
+            if int(row['Concurrency']) in concurrency:
+                rows[f'perf_analyzer{label} c={row["Concurrency"]}'] = {
+                    'p50_ms': round(int(row['p50 latency']) / 1000, 1),
+                    'p95_ms': round(int(row['p95 latency']) / 1000, 1),
+                    'throughput_ips': round(float(row['Inferences/Second']), 3),
+                    'requests': None}
+    return rows

@@ -1,0 +1,55 @@
+"""Triton instance count, ONNX Runtime threads per instance and the dynamic
+batcher's delay, each measured with perf_analyzer on the detector.
+
+Each variant rewrites the detector's config.pbtxt in the bench's scratch
+repository and restarts the server; the config ``make export`` writes is
+measured the same way, so the rows compare. The original config is put back
+whatever happens.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Sequence
+
+from detection.preprocess import Prepared
+from export import triton_config
+from serve.server import TritonServer
+
+from . import perf_analyzer
+
+VARIANTS = {
+    'as exported: 1 instance, all cores, 2 ms delay':
+        dict(instances=1, threads=0, delay_us=2000),
+    '2 instances x 1 thread': dict(instances=2, threads=1, delay_us=2000),
+    'no batching delay': dict(instances=1, threads=0, delay_us=0),
+}
+THREADS = 'intra_op_thread_count'  # the onnxruntime backend's parameter
+
+
+def configure(config_path: Path, instances: int, threads: int,
+              delay_us: int) -> None:
+    config = triton_config.parse(config_path.read_text())
+    config.instance_group[0].count = instances
+    config.dynamic_batching.max_queue_delay_microseconds = delay_us
+    if threads:
+        config.parameters[THREADS].string_value = str(threads)
+    elif THREADS in config.parameters:
+        del config.parameters[THREADS]
+    config_path.write_text(triton_config.to_text(config))
+
+
+def measure(repository: Path, detector: str, sample: Prepared,
+            concurrency: Sequence[int], work: Path) -> Dict[str, Dict]:
+    config_path = repository / detector / 'config.pbtxt'
+    original = config_path.read_text()
+    rows: Dict[str, Dict] = {}
+    try:
+        for label, settings in VARIANTS.items():
+            configure(config_path, **settings)
+            with TritonServer.on_free_ports(repository) as server:
+                rows.update(perf_analyzer.run(
+                    f'127.0.0.1:{server.grpc_port}', detector, sample,
+                    concurrency, work, label=f' [{label}]'))
+    finally:
+        config_path.write_text(original)
+    return rows
