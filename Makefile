@@ -73,7 +73,7 @@ soak: setup  ## 2,000 checked requests at concurrency 16 on the exported reposit
 	$(PY) -m client.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
 	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
 
-bench: setup  ## PyTorch vs ONNX Runtime vs Triton (c=1,2,4,8) on the samples, one run
+bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run
 	$(PY) -m bench --out $(RESULTS)/bench
 
 test: setup  ## the test suite (starts its own server on free ports)
