@@ -68,6 +68,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.version is not None and args.version < 1:
         p.error('--version must be 1 or more')
+    given = [*args.images, *args.calibration, args.accuracy_ann,
+             args.accuracy_images]
+    missing = [str(path) for path in given if path and not path.exists()]
+    if missing:
+        p.error(f'no such file or folder: {", ".join(missing)}')
     return args
 
 

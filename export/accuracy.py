@@ -45,12 +45,20 @@ def box_ap(model_path: Path, params: Preprocessing, split: CocoSplit,
     return split.evaluate(detections, classes)['AP']
 
 
-def check(reference: Path, candidate: Path, params: Preprocessing,
-          split: CocoSplit, classes: Sequence[str], max_drop: float) -> Gate:
+def annotated_split(ann_file: Path, image_dir: Path, limit: int,
+                    classes: Sequence[str]) -> CocoSplit:
+    """The gate's images, refused before any export work when the model's
+    classes are not the annotations' categories."""
+    split = CocoSplit(ann_file, image_dir, limit)
     try:
         split.category_ids(classes)
     except ValueError as exc:
-        raise ExportError(f'accuracy gate: {exc}') from None
+        raise ExportError(f'accuracy gate: {exc} ({ann_file})') from None
+    return split
+
+
+def check(reference: Path, candidate: Path, params: Preprocessing,
+          split: CocoSplit, classes: Sequence[str], max_drop: float) -> Gate:
     gate = Gate(box_ap(reference, params, split, classes),
                 box_ap(candidate, params, split, classes),
                 len(split.image_ids), max_drop)

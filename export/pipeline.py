@@ -5,6 +5,7 @@ reaches the model repository until every check has passed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -117,9 +118,19 @@ def run(request: Request) -> Result:
         raise ExportError(f'format {fmt.name} needs calibration images '
                           '(--calibration) and an annotated set for its mAP '
                           'gate (--accuracy-ann, --accuracy-images)')
+    fresh = not (Path(request.repository) / request.detector_name).exists()
     model_dir = repository.writable_model_dir(request.repository,
                                               request.detector_name)
+    try:
+        return _export(request, fmt, model_dir)
+    except BaseException:
+        if fresh:  # a refused first export leaves no empty model folder
+            with contextlib.suppress(OSError):
+                model_dir.rmdir()
+        raise
 
+
+def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     with step('load') as note:
         model, cfg = detector_model.load(request.config, request.checkpoint)
         params = dataclasses.replace(
@@ -129,6 +140,9 @@ def run(request: Request) -> Result:
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
                         f'{request.checkpoint} (sha256 {digest[:8]})')
+    split = (accuracy.annotated_split(
+        request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
+        classes) if fmt.precision == 'int8' and request.accuracy_gate else None)
     images = [Path(p) for p in request.images]
     decoded = [decode(p.read_bytes()) for p in images]
 
@@ -153,7 +167,7 @@ def run(request: Request) -> Result:
         extra_meta: dict = {}
         if fmt.precision == 'int8':
             artifact, extra_meta = quantize_and_gate(
-                onnx_path, params, deploy_cfg, classes, request, work)
+                onnx_path, params, deploy_cfg, classes, split, request, work)
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
                 artifact = build_tensorrt(onnx_path, deploy_cfg, work)
@@ -208,10 +222,11 @@ def run(request: Request) -> Result:
 
 
 def quantize_and_gate(onnx_path: Path, params: Preprocessing, deploy_cfg,
-                      classes: Sequence[str], request: Request, work: Path
-                      ) -> Tuple[Path, dict]:
+                      classes: Sequence[str], split, request: Request,
+                      work: Path) -> Tuple[Path, dict]:
     """The int8 graph, and what the metadata records of how it was made
-    and judged; raises (nothing written) when the mAP gate fails."""
+    and judged (on ``split``; None: not gated); raises (nothing written)
+    when the mAP gate fails."""
     calib = deploy_cfg.calib_config
     with step('quantize') as note:
         int8 = quantize.quantize(onnx_path, request.calibration, params,
@@ -224,16 +239,12 @@ def quantize_and_gate(onnx_path: Path, params: Preprocessing, deploy_cfg,
                         f'{int8.name} ({_size(int8)})')
     meta = {'calibration': {'images': calibrated, **calib.to_dict()},
             'accuracy': 'not gated: benchmark only'}
-    if not request.accuracy_gate:
+    if split is None:
         log.warning('accuracy: not gated (a benchmark-only export)')
         return int8, meta
     with step('accuracy') as note:
-        from evaluation.coco import CocoSplit
-        gate = accuracy.check(
-            onnx_path, int8, params,
-            CocoSplit(request.accuracy_ann, request.accuracy_images,
-                      request.accuracy_limit),
-            classes, request.max_map_drop)
+        gate = accuracy.check(onnx_path, int8, params, split, classes,
+                              request.max_map_drop)
         note['done'] = f'{gate.summary()} of {request.accuracy_ann}'
     meta['accuracy'] = {'annotations': str(request.accuracy_ann),
                         'images': gate.images, 'ap_fp32': gate.reference_ap,

@@ -13,7 +13,7 @@ from export import accuracy
 from export.errors import ExportError
 from export.pipeline import Request, run
 
-from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, SAMPLES
+from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, SAMPLES, SMALL_CONFIG
 
 
 def optimised_ops(model_path, tmp_path) -> Counter:
@@ -66,4 +66,17 @@ def test_int8_without_calibration_or_annotations_is_refused(tmp_path):
         run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
                     images=SAMPLES, format='onnxruntime-int8',
                     repository=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_annotations_of_other_classes_are_refused_before_export(
+        random_checkpoint, val_split, tmp_path):
+    """The COCO-class R50 cannot be judged on the shapes dataset: refused
+    after loading, before any tracing, and nothing is written."""
+    with pytest.raises(ExportError, match=r"accuracy gate: classes \['person'"):
+        run(Request(config=SMALL_CONFIG, checkpoint=random_checkpoint,
+                    images=SAMPLES, format='onnxruntime-int8',
+                    repository=tmp_path, calibration=SAMPLES,
+                    accuracy_ann=val_split.ann_file,
+                    accuracy_images=val_split.image_dir))
     assert list(tmp_path.iterdir()) == []
