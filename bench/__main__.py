@@ -69,7 +69,8 @@ def parse_args(argv=None):
                    '<out>/model_repository): its int8 model is not gated')
     p.add_argument('--rounds', type=int, default=2)
     p.add_argument('--concurrency', type=int, nargs='+', default=[1, 2, 4, 8])
-    p.add_argument('--int8-concurrency', type=int, nargs='+', default=[1, 2])
+    p.add_argument('--other-concurrency', type=int, nargs='+', default=[1, 2],
+                   help='Triton concurrency for the int8 and openvino models')
     p.add_argument('--perf-concurrency', type=int, nargs='+', default=[1, 2],
                    help='perf_analyzer concurrency levels on each detector')
     p.add_argument('--variant-concurrency', type=int, nargs='+', default=[2],
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     from client import TritonDetector
     from detection.images import image_files
     from detection.preprocess import Preprocessing, decode, prepare
-    from detection.runtime import OnnxDetector
+    from detection.runtime import OnnxDetector, for_version
     from export import model as detector_model
     from export.__main__ import setup_logging
     from export.errors import ExportError
@@ -106,12 +107,13 @@ def main(argv=None) -> int:
     # random weights cannot pass the mAP gate: it is exported ungated, into
     # this scratch repository only (`make eval` judges int8 accuracy on the
     # trained demo detector).
-    requests = {precision: Request(
+    requests = {key: Request(
         config=args.config, checkpoint=args.checkpoint, images=images,
-        name=args.name, repository=repository, format=fmt, calibration=images,
-        accuracy_gate=False)
-        for precision, fmt in (('fp32', 'onnxruntime'),
-                               ('int8', 'onnxruntime-int8'))}
+        name=args.name + suffix, repository=repository, format=fmt,
+        calibration=images, accuracy_gate=False)
+        for key, fmt, suffix in (('fp32', 'onnxruntime', ''),
+                                 ('int8', 'onnxruntime-int8', ''),
+                                 ('openvino', 'openvino', '_openvino'))}
     try:
         exports = {precision: ensure(request)
                    for precision, request in requests.items()}
@@ -135,11 +137,12 @@ def main(argv=None) -> int:
         in_process.update({f'onnxruntime {name}': OnnxDetector(
             path, params, options=options)
             for name, (path, options) in variants.items()})
-        in_process['onnxruntime int8'] = OnnxDetector(
-            exports['int8'] / 'model.onnx', params)
+        in_process['onnxruntime int8'] = for_version(exports['int8'])
+        in_process['openvino'] = for_version(exports['openvino'])
         served = [(requests['fp32'].served_name, '', c) for c in args.concurrency]
-        served += [(requests['int8'].served_name, ' int8', c)
-                   for c in args.int8_concurrency]
+        served += [(requests[key].served_name, f' {key}', c)
+                   for key in ('int8', 'openvino')
+                   for c in args.other_concurrency]
 
         per_path = len(payloads) * args.rounds
         total = per_path * (2 + len(in_process) + len(served))
@@ -167,12 +170,12 @@ def main(argv=None) -> int:
                 reason = perf_analyzer.unavailable()
                 if reason is None:
                     bar.set_description('perf_analyzer')
-                    for precision, request in requests.items():
-                        label = '' if precision == 'fp32' else f' {precision}'
+                    for key, request in requests.items():
+                        label = '' if key == 'fp32' else f' {key}'
                         paths.update(perf_analyzer.run(
                             url, request.detector_name, sample,
                             args.perf_concurrency, work, label))
-                        unstable += [f'{precision} c={c}'
+                        unstable += [f'{key} c={c}'
                                      for c in args.perf_concurrency
                                      if f'perf_analyzer{label} c={c}' not in paths]
             finally:
@@ -187,12 +190,10 @@ def main(argv=None) -> int:
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))
     peak = peak_gflops()
     ort_seconds = 1 / paths['onnxruntime']['throughput_ips']
-    best_triton = max((v for k, v in paths.items()
-                       if k.startswith('triton c=')),
-                      key=lambda v: v['throughput_ips'])
-    best_int8 = max((v for k, v in paths.items()
-                     if k.startswith('triton int8 c=')),
-                    key=lambda v: v['throughput_ips'])
+    def best(prefix: str) -> Dict:
+        return max((v for k, v in paths.items() if k.startswith(prefix)),
+                   key=lambda v: v['throughput_ips'])
+    best_triton = best('triton c=')
 
     def ratio(a: float, b: float) -> float:
         return round(a / b, 3)
@@ -209,6 +210,10 @@ def main(argv=None) -> int:
         'onnxruntime_achieved_gflops': round(gflops / ort_seconds, 1),
         'onnxruntime_fraction_of_peak': round(
             gflops / ort_seconds / max(peak.values()), 3),
+        'openvino_achieved_gflops': round(
+            gflops * paths['openvino']['throughput_ips'], 1),
+        'openvino_fraction_of_peak': round(
+            gflops * paths['openvino']['throughput_ips'] / max(peak.values()), 3),
         'ratios': {
             'triton_c1_latency_vs_onnxruntime': ratio(
                 paths['triton c=1']['p50_ms'], paths['onnxruntime']['p50_ms']),
@@ -221,7 +226,14 @@ def main(argv=None) -> int:
                 paths['onnxruntime int8']['throughput_ips'],
                 paths['onnxruntime']['throughput_ips']),
             'triton_int8_best_throughput_vs_pytorch': ratio(
-                best_int8['throughput_ips'], paths['pytorch']['throughput_ips']),
+                best('triton int8 c=')['throughput_ips'],
+                paths['pytorch']['throughput_ips']),
+            'openvino_throughput_vs_onnxruntime': ratio(
+                paths['openvino']['throughput_ips'],
+                paths['onnxruntime']['throughput_ips']),
+            'triton_openvino_best_throughput_vs_pytorch': ratio(
+                best('triton openvino c=')['throughput_ips'],
+                paths['pytorch']['throughput_ips']),
             'preprocessing_share_of_onnxruntime': ratio(
                 paths['preprocessing only']['p50_ms'],
                 paths['onnxruntime']['p50_ms']),

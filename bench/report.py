@@ -24,6 +24,10 @@ def markdown(report: dict) -> str:
         f'**{r["int8_throughput_vs_fp32"]}x**',
         f'- best Triton int8 throughput / PyTorch: '
         f'**{r["triton_int8_best_throughput_vs_pytorch"]}x**',
+        f'- OpenVINO / ONNX Runtime throughput (fp32, in process): '
+        f'**{r["openvino_throughput_vs_onnxruntime"]}x**; best Triton '
+        f'OpenVINO throughput / PyTorch: '
+        f'**{r["triton_openvino_best_throughput_vs_pytorch"]}x**',
         f'- preprocessing alone / the in-process ONNX Runtime path (p50): '
         f'{r["preprocessing_share_of_onnxruntime"]:.1%}',
         '- session load seconds: ' + ', '.join(
@@ -35,7 +39,8 @@ def markdown(report: dict) -> str:
         f'{peak["conv3x3"]} GFLOP/s',
         f'- ONNX Runtime achieves {report["onnxruntime_achieved_gflops"]} '
         f'GFLOP/s = **{report["onnxruntime_fraction_of_peak"]:.0%}** of the '
-        f'measured peak',
+        f'measured peak; OpenVINO {report["openvino_achieved_gflops"]} GFLOP/s '
+        f'= **{report["openvino_fraction_of_peak"]:.0%}**',
     ]
     return '\n'.join(lines) + '\n'
 

@@ -1,12 +1,14 @@
-"""The exported detector run in process with ONNX Runtime.
+"""The exported detector run in process: ONNX Runtime, or OpenVINO for an IR.
 
-The parity check, the evaluation and the server's ``onnxruntime`` backend all
-go through ``OnnxDetector.infer`` so that they measure the same thing.
+The parity check, the evaluation and the benchmark all go through
+``Detector.detect`` (the served preprocessing, one batch, boxes back in
+original pixels), so that they measure the same thing whatever the runtime.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -15,28 +17,16 @@ from .postprocess import Detections, postprocess
 from .preprocess import Preprocessing, batch, decode, prepare
 
 
-class OnnxDetector:
+class Detector:
+    """Preprocessing and postprocessing around one runtime's ``infer``."""
 
-    def __init__(self, model_path: Union[str, Path],
-                 params: Preprocessing = Preprocessing(),
-                 providers: Sequence[str] = ('CPUExecutionProvider',),
-                 options: Optional[ort.SessionOptions] = None):
-        """``options``: ONNX Runtime's defaults (all cores, every graph
-        optimisation) unless given; ``make bench`` measures the others."""
-        self.session = ort.InferenceSession(
-            str(model_path), options or ort.SessionOptions(),
-            providers=list(providers))
-        self.params = params
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
+    params: Preprocessing
 
     def infer(self, tensors: np.ndarray,
               img_shapes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``[B,3,H,W]`` float32 and ``[B,2]`` resized sizes ->
         ``dets [B,K,5]``, ``labels [B,K]`` in resized-image pixels."""
-        dets, labels = self.session.run(
-            self.output_names, dict(zip(self.input_names, (tensors, img_shapes))))
-        return dets, labels
+        raise NotImplementedError
 
     def detect(self, images: Sequence[Union[bytes, np.ndarray]],
                score_thr: float = 0.0) -> list:
@@ -54,3 +44,64 @@ class OnnxDetector:
                  score_thr: float = 0.0) -> Detections:
         data = image if isinstance(image, bytes) else Path(image).read_bytes()
         return self.detect([data], score_thr)[0]
+
+
+class OnnxDetector(Detector):
+
+    def __init__(self, model_path: Union[str, Path],
+                 params: Preprocessing = Preprocessing(),
+                 providers: Sequence[str] = ('CPUExecutionProvider',),
+                 options: Optional[ort.SessionOptions] = None):
+        """``options``: ONNX Runtime's defaults (all cores, every graph
+        optimisation) unless given; ``make bench`` measures the others."""
+        self.session = ort.InferenceSession(
+            str(model_path), options or ort.SessionOptions(),
+            providers=list(providers))
+        self.params = params
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, tensors, img_shapes):
+        dets, labels = self.session.run(
+            self.output_names, dict(zip(self.input_names, (tensors, img_shapes))))
+        return dets, labels
+
+
+class OpenVinoDetector(Detector):
+
+    def __init__(self, model_path: Union[str, Path],
+                 params: Preprocessing = Preprocessing(),
+                 properties: Optional[Dict[str, str]] = None):
+        """``properties``: OpenVINO CPU plugin settings, as the export's
+        deploy config gives them (the precision hint above all: without
+        ``f32`` a CPU with native bf16 would silently run bf16)."""
+        import openvino as ov
+        self.compiled = ov.Core().compile_model(str(model_path), 'CPU',
+                                                dict(properties or {}))
+        self.params = params
+        self.input_names = [p.any_name for p in self.compiled.inputs]
+        self.output_names = [p.any_name for p in self.compiled.outputs]
+        self.request = self.compiled.create_infer_request()
+
+    def infer(self, tensors, img_shapes):
+        results = self.request.infer(
+            dict(zip(self.input_names, (tensors, img_shapes))))
+        by_name = {port.any_name: value for port, value in results.items()}
+        return tuple(by_name[name] for name in self.output_names)
+
+
+def runner(model_path: Union[str, Path], params: Preprocessing,
+           openvino: Optional[Dict[str, str]] = None) -> Detector:
+    """The runtime that serves this file: an OpenVINO IR (``.xml``) or an
+    ONNX graph."""
+    if Path(model_path).suffix == '.xml':
+        return OpenVinoDetector(model_path, params, openvino)
+    return OnnxDetector(model_path, params)
+
+
+def for_version(version_dir: Path) -> Detector:
+    """The runner of an exported version folder, set up as it is served."""
+    meta = json.loads((Path(version_dir) / 'metadata.json').read_text())
+    return runner(Path(version_dir) / meta.get('file', 'model.onnx'),
+                  Preprocessing.from_dict(meta['preprocessing']),
+                  meta.get('openvino'))

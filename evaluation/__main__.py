@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('-m', '--name', default='faster_rcnn', help='served model name')
     p.add_argument('-f', '--formats', nargs='+', default=['onnxruntime'],
                    help='export formats to score (CPU: onnxruntime, '
-                   'onnxruntime-int8)')
+                   'onnxruntime-int8, openvino)')
     p.add_argument('--calibration', type=Path, nargs='+', default=[],
                    help='int8: images or folders to calibrate on (not the '
                    'evaluated ones)')
@@ -83,8 +83,7 @@ def main(argv=None) -> int:
     from serve.server import ServerError, TritonServer
 
     from detection.images import image_files
-    from detection.preprocess import Preprocessing
-    from detection.runtime import OnnxDetector
+    from detection.runtime import for_version
 
     setup_logging(verbose=False)
     split = CocoSplit(args.ann, args.images, args.limit)
@@ -107,10 +106,9 @@ def main(argv=None) -> int:
         'pytorch', split, lambda p: mmdet_detections(model, p))}
     for fmt, version_dir in exports.items():
         meta = json.loads((version_dir / 'metadata.json').read_text())
-        onnx = OnnxDetector(version_dir / 'model.onnx',
-                            Preprocessing.from_dict(meta['preprocessing']))
-        runs[f'onnxruntime {meta["precision"]}'] = run_path(
-            f'onnxruntime {meta["precision"]}', split, onnx)
+        runtime = 'openvino' if meta['format'] == 'openvino' else 'onnxruntime'
+        name = f'{runtime} {meta["precision"]}'
+        runs[name] = run_path(name, split, for_version(version_dir))
     server = TritonServer.on_free_ports(args.repository)
     try:
         server.start()

@@ -14,7 +14,7 @@ class Format:
     name: str
     deploy_config: str       # under configs/deploy/, mmdeploy's naming
     filename: str            # in the version folder, Triton's default name
-    backend: str = ''        # Triton `backend:` (onnxruntime)...
+    backend: str = ''        # Triton `backend:` (onnxruntime, openvino)...
     platform: str = ''       # ...or `platform:` (tensorrt_plan)
     precision: str = 'fp32'
     gpu: bool = False        # needs a CUDA GPU and the tensorrt package
@@ -60,6 +60,8 @@ FORMATS = {f.name: f for f in (
            backend='onnxruntime'),
     Format('onnxruntime-int8', 'detection_onnxruntime-int8_dynamic.py',
            'model.onnx', backend='onnxruntime', precision='int8'),
+    Format('openvino', 'detection_openvino_dynamic.py', 'model.xml',
+           backend='openvino'),
     Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',
            'model.plan', platform='tensorrt_plan', gpu=True),
     Format('tensorrt-fp16',

@@ -22,11 +22,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   Preprocessing, decode, prepare)
-from detection.runtime import OnnxDetector
+from detection.runtime import Detector, runner
 
 from . import checkpoint as ckpt
 from . import model as detector_model
-from . import accuracy, ensemble, onnx_export, parity, quantize, repository
+from . import (accuracy, ensemble, onnx_export, openvino_ir, parity, quantize,
+               repository)
 from . import triton_config
 from .errors import ExportError
 from .formats import FORMATS, Format
@@ -159,12 +160,21 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             ops = onnx_export.check(onnx_path)
             note['done'] = (f'onnx.checker passed; {sum(ops.values())} nodes, '
                             f'standard ops only: {", ".join(sorted(ops))}')
-        with step('parity') as note:
-            matches = check_parity(model, onnx_path, params, images, decoded,
-                                   request)
-            note['done'] = parity.summary(matches)
         artifact = onnx_path
         extra_meta: dict = {}
+        openvino = dict(deploy_cfg.get('openvino_config', {}))
+        if fmt.backend == 'openvino':
+            with step('openvino') as note:
+                artifact = openvino_ir.convert(onnx_path, work / 'ir')
+                extra_meta['openvino'] = openvino
+                note['done'] = (f'converted to {artifact.name} + '
+                                f'{artifact.with_suffix(".bin").name} '
+                                f'({_size(artifact.with_suffix(".bin"))}, fp32 '
+                                f'weights); compiled with {openvino}')
+        with step('parity') as note:
+            matches = check_parity(model, runner(artifact, params, openvino),
+                                   images, decoded, request)
+            note['done'] = parity.summary(matches)
         if fmt.precision == 'int8':
             artifact, extra_meta = quantize_and_gate(
                 onnx_path, params, deploy_cfg, classes, split, request, work)
@@ -180,9 +190,11 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
                 request.detector_name, fmt, inputs, outputs, canvas,
                 instances=request.instances, gpu=fmt.gpu,
                 max_queue_delay_us=request.max_queue_delay_us,
-                trt_accelerator=request.trt_accelerator)
+                trt_accelerator=request.trt_accelerator,
+                parameters=extra_meta.get('openvino', {}))
             meta = {
                 'format': fmt.name, 'precision': fmt.precision,
+                'file': fmt.filename,
                 'created': datetime.now(timezone.utc).isoformat(),
                 'config': str(request.config),
                 'model_config': cfg.pretty_text,
@@ -202,6 +214,9 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
 
             def fill(folder: Path) -> None:
                 shutil.copy2(artifact, folder / fmt.filename)
+                if artifact.suffix == '.xml':  # an IR is two files
+                    shutil.copy2(artifact.with_suffix('.bin'), (
+                        folder / fmt.filename).with_suffix('.bin'))
                 (folder / 'labels.txt').write_text('\n'.join(classes) + '\n')
                 (folder / 'metadata.json').write_text(
                     json.dumps(meta, indent=2) + '\n')
@@ -213,8 +228,11 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             served = ensemble.write(request.repository, ensemble.configs(
                 request.served_name, request.detector_name, fmt.max_batch_size,
                 params, classes, cfg.model.test_cfg.rcnn.score_thr))
-            note['done'] = (f'{version_dir} ({fmt.filename} '
-                            f'{_size(version_dir / fmt.filename)}, labels.txt, '
+            weights = version_dir / fmt.filename
+            if weights.suffix == '.xml':
+                weights = weights.with_suffix('.bin')
+            note['done'] = (f'{version_dir} ({weights.name} {_size(weights)}, '
+                            f'labels.txt, '
                             f'metadata.json, config.pbtxt); ensemble '
                             f'{request.served_name} with '
                             f'{", ".join(p.parent.name for p in served[:2])}')
@@ -260,12 +278,11 @@ def canvas_hw(params: Preprocessing) -> tuple:
     return (-(-short // divisor) * divisor, -(-long_ // divisor) * divisor)
 
 
-def check_parity(model, onnx_path: Path, params: Preprocessing,
-                 images: Sequence[Path], decoded, request: Request
-                 ) -> List[parity.Match]:
-    """ONNX Runtime on our preprocessing vs mmdet's ``inference_detector`` on
-    its own pipeline, image by image; fails the export below the bar."""
-    runtime = OnnxDetector(onnx_path, params)
+def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
+                 request: Request) -> List[parity.Match]:
+    """The runtime that will serve the graph (ONNX Runtime or OpenVINO), on
+    our preprocessing, vs mmdet's ``inference_detector`` on its own pipeline,
+    image by image; fails the export below the bar."""
     matches = []
     for path, image in zip(images, decoded):
         reference = parity.mmdet_detections(model, path)
@@ -276,7 +293,7 @@ def check_parity(model, onnx_path: Path, params: Preprocessing,
     worst = min(matches, key=lambda m: m.fraction)
     if worst.fraction < request.min_parity:
         raise ExportError(
-            f'parity check failed on {worst.name}: ONNX Runtime reproduces '
+            f'parity check failed on {worst.name}: the exported model reproduces '
             f'{worst.matched}/{worst.reference} of mmdet\'s detections within '
             f'{request.box_tol} px / {request.score_tol} score, below '
             f'{request.min_parity:.0%}; nothing was written')

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -52,8 +52,9 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
              outputs: Sequence[Tensor], warmup_hw: Tuple[int, int],
              instances: int = 1, gpu: bool = False,
              max_queue_delay_us: int = 2000,
-             trt_accelerator: Optional[str] = None) -> mc.ModelConfig:
-    """The detector's config.
+             trt_accelerator: Optional[str] = None,
+             parameters: Optional[Dict[str, str]] = None) -> mc.ModelConfig:
+    """The detector's config; ``parameters``: the backend's own settings.
 
     ``trt_accelerator`` ("FP32"/"FP16") adds ONNX Runtime's TensorRT execution
     provider for GPU hosts: the same ONNX file, TensorRT speed, no plugins.
@@ -77,6 +78,8 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         dims = [d if d > 0 else next(canvas) for d in tensor.dims]
         warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
             data_type=tensor.data_type, dims=dims, zero_data=True))
+    for key, value in (parameters or {}).items():
+        config.parameters[key].string_value = str(value)
     if trt_accelerator:
         accelerator = config.optimization.execution_accelerators \
             .gpu_execution_accelerator.add(name='tensorrt')

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-ONNXRUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'onnxruntime' / 'model.py'
+RUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'runtime.py'
+RUNTIME_BACKENDS = ('onnxruntime', 'openvino')  # names it serves under
 ADMIN_HEADER = 'triton-admin-key'
 
 
@@ -92,7 +93,8 @@ class TritonServer:
                    metrics_port=free_port(), **kwargs)
 
     def prepare(self, install: Installation) -> Path:
-        """The backend directory: bundled Python backend + our onnxruntime.
+        """The backend directory: bundled Python backend + our onnxruntime
+        and openvino (one file, serve/backends/runtime.py).
 
         Files are copied, not linked: Triton refuses a backend library whose
         real path lies outside the backend directory.
@@ -102,7 +104,8 @@ class TritonServer:
                  for p in install.python_backend.iterdir()
                  if p.suffix in ('.so', '.py')}
         files[backends / 'python' / 'triton_python_backend_stub'] = install.stub
-        files[backends / 'onnxruntime' / 'model.py'] = ONNXRUNTIME_BACKEND
+        for name in RUNTIME_BACKENDS:
+            files[backends / name / 'model.py'] = RUNTIME_BACKEND
         for copy, source in files.items():
             if not copy.exists() or copy.read_bytes() != source.read_bytes():
                 copy.parent.mkdir(parents=True, exist_ok=True)

@@ -108,15 +108,21 @@ def exported_demo_int8(exported, val_split, tmp_path_factory):
     return result.version_dir
 
 
-def runner(version_dir: Path):
-    """An in-process ONNX Runtime detector for an exported version."""
-    import json
+@pytest.fixture(scope='session')
+def exported_openvino(exported):
+    """The same R50 and checkpoint as ``-f openvino``, served as
+    ``faster_rcnn_openvino`` from the same repository."""
+    from export.pipeline import Request, run
+    request, _ = exported
+    return run(Request(config=SMALL_CONFIG, checkpoint=request.checkpoint,
+                       images=SAMPLES, repository=request.repository,
+                       name='faster_rcnn_openvino', format='openvino'))
 
-    from detection.preprocess import Preprocessing
-    from detection.runtime import OnnxDetector
-    meta = json.loads((version_dir / 'metadata.json').read_text())
-    return OnnxDetector(version_dir / 'model.onnx',
-                        Preprocessing.from_dict(meta['preprocessing']))
+
+def runner(version_dir: Path):
+    """The in-process detector for an exported version, set up as served."""
+    from detection.runtime import for_version
+    return for_version(version_dir)
 
 
 @pytest.fixture(scope='session')
@@ -136,7 +142,8 @@ def mmdet_model(random_checkpoint):
 
 
 @pytest.fixture(scope='session')
-def server(exported, exported_demo, exported_demo_int8, tmp_path_factory):
+def server(exported, exported_demo, exported_demo_int8, exported_openvino,
+           tmp_path_factory):
     from serve.server import TritonServer
     request, _ = exported
     server = TritonServer.on_free_ports(

@@ -32,6 +32,8 @@ def test_report_files(tmp_path):
               'machine_peak_gflops': {'matmul': 200.0, 'conv3x3': 400.0},
               'onnxruntime_achieved_gflops': 300.0,
               'onnxruntime_fraction_of_peak': 0.75,
+              'openvino_achieved_gflops': 340.0,
+              'openvino_fraction_of_peak': 0.85,
               'perf_analyzer': 'ran',
               'session_load_seconds': {'model.onnx': 2.0, 'saved': 1.0},
               'ratios': {'triton_c1_latency_vs_onnxruntime': 1.0,
@@ -39,12 +41,15 @@ def test_report_files(tmp_path):
                          'onnxruntime_throughput_vs_pytorch': 5.0,
                          'int8_throughput_vs_fp32': 2.5,
                          'triton_int8_best_throughput_vs_pytorch': 12.0,
+                         'openvino_throughput_vs_onnxruntime': 1.1,
+                         'triton_openvino_best_throughput_vs_pytorch': 5.5,
                          'preprocessing_share_of_onnxruntime': 0.04}}
     write(report, tmp_path)
     assert json.loads((tmp_path / 'bench.json').read_text()) == report
     text = (tmp_path / 'bench.md').read_text()
     assert '| triton c=1 | 10.0 | 12.0 | 50.0 |' in text
-    assert '**75%** of the measured peak' in text
+    assert '**75%** of the measured peak; OpenVINO 340.0 GFLOP/s = **85%**' in text
+    assert 'in process): **1.1x**; best Triton OpenVINO throughput / PyTorch: **5.5x**' in text
     assert 'int8 / fp32 throughput, in process: **2.5x**' in text
     assert '(p50): 4.0%' in text
     assert 'session load seconds: model.onnx 2.0, saved 1.0' in text

@@ -1,0 +1,96 @@
+"""Python-based Triton backends named ``onnxruntime`` and ``openvino``.
+
+The tritonserver bundled in the nvidia-pytriton wheel (what runs on hosts
+without NVIDIA's container) has only the Python backend, and no C++
+onnxruntime or openvino backend is published outside the container. Copied to
+``<backend-dir>/onnxruntime/model.py`` and ``<backend-dir>/openvino/model.py``,
+this one file lets a model whose config says ``backend: "onnxruntime"`` or
+``backend: "openvino"`` load unchanged: the same repository loads in NVIDIA's
+container with the native backends.
+
+It honours what a detector config uses: ``default_model_filename``, dynamic
+batching (requests of equal shape are concatenated into one run, as Triton's
+dynamic batcher only groups equal shapes), the native onnxruntime backend's
+``intra_op_thread_count`` / ``inter_op_thread_count`` parameters, and for
+openvino the upper-case CPU plugin properties the native backend passes
+through (``INFERENCE_PRECISION_HINT``, ``PERFORMANCE_HINT``, ...).
+"""
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+DEFAULT_FILENAMES = {'onnxruntime': 'model.onnx', 'openvino': 'model.xml'}
+
+
+def onnxruntime_session(path, params, output_names):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(params.get('intra_op_thread_count', 0))
+    options.inter_op_num_threads = int(params.get('inter_op_thread_count', 0))
+    session = ort.InferenceSession(path, options,
+                                   providers=['CPUExecutionProvider'])
+    return lambda feed: session.run(output_names, feed)
+
+
+def openvino_session(path, params, output_names):
+    import openvino as ov
+    properties = {k: v for k, v in params.items() if k.isupper()}
+    request = ov.Core().compile_model(path, 'CPU', properties) \
+        .create_infer_request()
+
+    def run(feed):
+        results = {port.any_name: value
+                   for port, value in request.infer(feed).items()}
+        return [results[name] for name in output_names]
+    return run
+
+
+SESSIONS = {'onnxruntime': onnxruntime_session, 'openvino': openvino_session}
+
+
+class TritonPythonModel:
+
+    def initialize(self, args):
+        config = json.loads(args['model_config'])
+        backend = config['backend']
+        filename = (config.get('default_model_filename')
+                    or DEFAULT_FILENAMES[backend])
+        path = os.path.join(args['model_repository'], args['model_version'],
+                            filename)
+        params = {k: v['string_value']
+                  for k, v in config.get('parameters', {}).items()}
+        self.inputs = [i['name'] for i in config['input']]
+        self.outputs = [o['name'] for o in config['output']]
+        self.run = SESSIONS[backend](path, params, self.outputs)
+
+    def execute(self, requests):
+        groups = defaultdict(list)
+        arrays = []
+        for index, request in enumerate(requests):
+            tensors = [pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+                       for name in self.inputs]
+            arrays.append(tensors)
+            groups[tuple(t.shape[1:] for t in tensors)].append(index)
+        responses = [None] * len(requests)
+        for members in groups.values():
+            feed = {name: np.concatenate([arrays[i][k] for i in members])
+                    for k, name in enumerate(self.inputs)}
+            try:
+                results = self.run(feed)
+            except Exception as exc:  # each runtime has its own types
+                error = pb_utils.TritonError(
+                    f'inference failed: {str(exc).splitlines()[0]}')
+                for i in members:
+                    responses[i] = pb_utils.InferenceResponse(error=error)
+                continue
+            offset = 0
+            for i in members:
+                size = arrays[i][0].shape[0]
+                responses[i] = pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor(name, result[offset:offset + size])
+                    for name, result in zip(self.outputs, results)])
+                offset += size
+        return responses
