@@ -14,7 +14,7 @@ EVAL_CHECKPOINT ?= $(DEMO_CHECKPOINT)
 EVAL_ANN ?= $(DATA)/annotations/val.json
 EVAL_IMAGES ?= $(DATA)/val
 EVAL_LIMIT ?= 0
-EVAL_FORMATS ?= onnxruntime onnxruntime-int8
+EVAL_FORMATS ?= onnxruntime onnxruntime-int8 openvino
 CALIBRATION ?= $(DATA)/train
 REPOSITORY ?= model_repository
 MODEL ?= faster_rcnn
@@ -63,7 +63,7 @@ data: setup  ## the synthetic shapes dataset (train + val, COCO format)
 train-demo: data  ## train the demo detector (about 60 min on 2 cores)
 	$(PY) -m synthetic.train -c $(DEMO_CONFIG) -o $(DEMO_CHECKPOINT)
 
-eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime vs Triton, fp32 and int8
+eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime/OpenVINO vs Triton, fp32 and int8
 	$(if $(filter $(DATA)/%,$(EVAL_ANN) $(CALIBRATION)),$(PY) -m synthetic -o $(DATA) --train 64)
 	$(PY) -m evaluation -c $(EVAL_CONFIG) -w $(EVAL_CHECKPOINT) -m $(MODEL) \
 	  -r $(REPOSITORY) --ann $(EVAL_ANN) --images $(EVAL_IMAGES) \

@@ -109,11 +109,10 @@ def main(argv=None) -> int:
     # trained demo detector).
     requests = {key: Request(
         config=args.config, checkpoint=args.checkpoint, images=images,
-        name=args.name + suffix, repository=repository, format=fmt,
+        name=args.name, repository=repository, format=fmt,
         calibration=images, accuracy_gate=False)
-        for key, fmt, suffix in (('fp32', 'onnxruntime', ''),
-                                 ('int8', 'onnxruntime-int8', ''),
-                                 ('openvino', 'openvino', '_openvino'))}
+        for key, fmt in (('fp32', 'onnxruntime'), ('int8', 'onnxruntime-int8'),
+                         ('openvino', 'openvino'))}
     try:
         exports = {precision: ensure(request)
                    for precision, request in requests.items()}

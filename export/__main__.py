@@ -27,9 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('-f', '--format', choices=sorted(FORMATS),
                    default='onnxruntime', help='export format')
     p.add_argument('-m', '--name', default='faster_rcnn',
-                   help='model name (int8 is served as <name>_int8 beside '
-                   'it); the detector is written as <model>_detector '
-                   '(default: %(default)s)')
+                   help='model name (int8 and openvino are served as '
+                   '<name>_int8 and <name>_openvino beside it); the detector '
+                   'is written as <model>_detector (default: %(default)s)')
     p.add_argument('-r', '--repository', type=Path,
                    default=ROOT / 'model_repository',
                    help='Triton model repository (default: %(default)s)')

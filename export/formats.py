@@ -21,15 +21,15 @@ class Format:
     # int8 (ONNX Runtime static quantisation) also needs calibration images
     # and an annotated set on which its mAP must stay within a bound of fp32
     max_batch_size: int = 8
+    # served as <name><suffix>, beside the default format's <name>
+    suffix: str = ''
 
     @property
     def deploy_config_path(self) -> Path:
         return CONFIGS / 'deploy' / self.deploy_config
 
     def model_name(self, base: str) -> str:
-        """Reduced precision is served as its own model beside fp32."""
-        return base if self.precision in ('fp32', 'fp16') else \
-            f'{base}_{self.precision}'
+        return base + self.suffix
 
     @property
     def needs(self) -> str:
@@ -59,9 +59,10 @@ FORMATS = {f.name: f for f in (
     Format('onnxruntime', 'detection_onnxruntime_dynamic.py', 'model.onnx',
            backend='onnxruntime'),
     Format('onnxruntime-int8', 'detection_onnxruntime-int8_dynamic.py',
-           'model.onnx', backend='onnxruntime', precision='int8'),
+           'model.onnx', backend='onnxruntime', precision='int8',
+           suffix='_int8'),
     Format('openvino', 'detection_openvino_dynamic.py', 'model.xml',
-           backend='openvino'),
+           backend='openvino', suffix='_openvino'),
     Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',
            'model.plan', platform='tensorrt_plan', gpu=True),
     Format('tensorrt-fp16',
@@ -72,11 +73,10 @@ FORMATS = {f.name: f for f in (
 
 def table() -> str:
     """The formats as a markdown table (``python -m export --formats``)."""
-    rows = ['| format | Triton | file | precision | needs | deploy config |',
-            '| --- | --- | --- | --- | --- | --- |']
+    rows = ['| format | served as | Triton | file | precision | needs | '
+            'deploy config |', '| --- ' * 7 + '|']
     for f in FORMATS.values():
         rows.append(
-            f'| {f.name} | {f.backend or f.platform} | {f.filename} | '
-            f'{f.precision} | {f.needs} | '
-            f'{f.deploy_config} |')
+            f'| {f.name} | <name>{f.suffix} | {f.backend or f.platform} | '
+            f'{f.filename} | {f.precision} | {f.needs} | {f.deploy_config} |')
     return '\n'.join(rows)

@@ -110,13 +110,13 @@ def exported_demo_int8(exported, val_split, tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def exported_openvino(exported):
-    """The same R50 and checkpoint as ``-f openvino``, served as
-    ``faster_rcnn_openvino`` from the same repository."""
+    """The same R50 and checkpoint as ``-f openvino``: served as
+    ``faster_rcnn_openvino`` beside ``faster_rcnn``."""
     from export.pipeline import Request, run
     request, _ = exported
     return run(Request(config=SMALL_CONFIG, checkpoint=request.checkpoint,
                        images=SAMPLES, repository=request.repository,
-                       name='faster_rcnn_openvino', format='openvino'))
+                       format='openvino'))
 
 
 def runner(version_dir: Path):
