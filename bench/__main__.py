@@ -3,9 +3,10 @@
 (a) mmdet's ``inference_detector`` in PyTorch (the seed tutorial's path);
 (b) the exported model in process with ONNX Runtime, preprocessing included;
 (c) Triton end to end through the client (gRPC, image bytes in, boxes out) at
-each concurrency; (d) Triton's perf_analyzer on the detector model. Also in
-process: the preprocessing alone, ONNX Runtime session-option variants, and
-the int8 graph. Each path is warmed up first. Also measured in the same run:
+each concurrency; (d) Triton's perf_analyzer on each detector model and on
+instance/thread/batching-delay variants. The int8 (ONNX Runtime) and OpenVINO
+exports run in process and served too, and in process also the preprocessing
+alone and ONNX Runtime session-option variants. Each path is warmed up first. Also measured in the same run:
 the machine's fp32 matmul and conv peak, and the model's FLOPs at the
 benchmark size, so achieved GFLOP/s is reported as a fraction of the peak.
 Writes a markdown table, a PNG plot and JSON.
