@@ -80,6 +80,10 @@ def test_deploy_configs_follow_mmdeploy_naming_and_inherit():
             assert shapes.input.max_shape[0] == 8
             assert cfg.backend_config.common_config.fp16_mode == (
                 fmt.precision == 'fp16')
-        else:
+        else:  # traced for ONNX Runtime: standard ops only, also for openvino
             assert cfg.backend_config.type == 'onnxruntime'
-    assert '| tensorrt-fp16 | tensorrt_plan |' in table()
+        if fmt.backend == 'openvino':
+            assert cfg.openvino_config.INFERENCE_PRECISION_HINT == 'f32'
+    assert '| tensorrt-fp16 | <name> | tensorrt_plan |' in table()
+    assert '| openvino | <name>_openvino | openvino | model.xml |' in table()
+    assert '| onnxruntime-int8 | <name>_int8 | onnxruntime |' in table()
