@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     from export import model as detector_model
     from export.__main__ import setup_logging
     from export.errors import ExportError
+    from export.formats import FORMATS
     from export.parity import mmdet_detections
     from export.pipeline import Request, ensure
     from serve.server import ServerError, TritonServer
@@ -105,9 +106,7 @@ def main(argv=None) -> int:
     runs = {'pytorch (mmdet)': run_path(
         'pytorch', split, lambda p: mmdet_detections(model, p))}
     for fmt, version_dir in exports.items():
-        meta = json.loads((version_dir / 'metadata.json').read_text())
-        runtime = 'openvino' if meta['format'] == 'openvino' else 'onnxruntime'
-        name = f'{runtime} {meta["precision"]}'
+        name = f'{FORMATS[fmt].backend} {FORMATS[fmt].precision}'
         runs[name] = run_path(name, split, for_version(version_dir))
     server = TritonServer.on_free_ports(args.repository)
     try:

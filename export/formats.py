@@ -18,8 +18,6 @@ class Format:
     platform: str = ''       # ...or `platform:` (tensorrt_plan)
     precision: str = 'fp32'
     gpu: bool = False        # needs a CUDA GPU and the tensorrt package
-    # int8 (ONNX Runtime static quantisation) also needs calibration images
-    # and an annotated set on which its mAP must stay within a bound of fp32
     max_batch_size: int = 8
     # served as <name><suffix>, beside the default format's <name>
     suffix: str = ''

@@ -96,6 +96,14 @@ def _size(path: Path) -> str:
     return f'{path.stat().st_size / 2**20:.1f} MB'
 
 
+def _files(artifact: Path) -> List[Path]:
+    """The files a model consists of, weights last: an OpenVINO IR is its
+    ``.xml`` graph and the ``.bin`` beside it."""
+    if artifact.suffix == '.xml':
+        return [artifact, artifact.with_suffix('.bin')]
+    return [artifact]
+
+
 def package_versions() -> dict:
     found = {'python': platform.python_version()}
     for package in PACKAGES:
@@ -167,17 +175,19 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             with step('openvino') as note:
                 artifact = openvino_ir.convert(onnx_path, work / 'ir')
                 extra_meta['openvino'] = openvino
-                note['done'] = (f'converted to {artifact.name} + '
-                                f'{artifact.with_suffix(".bin").name} '
-                                f'({_size(artifact.with_suffix(".bin"))}, fp32 '
-                                f'weights); compiled with {openvino}')
+                files = _files(artifact)
+                note['done'] = (f'converted to '
+                                f'{" + ".join(f.name for f in files)} '
+                                f'({_size(files[-1])}, fp32 weights); '
+                                f'compiled with {openvino}')
         with step('parity') as note:
             matches = check_parity(model, runner(artifact, params, openvino),
                                    images, decoded, request)
             note['done'] = parity.summary(matches)
         if fmt.precision == 'int8':
-            artifact, extra_meta = quantize_and_gate(
+            artifact, gated = quantize_and_gate(
                 onnx_path, params, deploy_cfg, classes, split, request, work)
+            extra_meta.update(gated)
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
                 artifact = build_tensorrt(onnx_path, deploy_cfg, work)
@@ -213,10 +223,9 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             }
 
             def fill(folder: Path) -> None:
-                shutil.copy2(artifact, folder / fmt.filename)
-                if artifact.suffix == '.xml':  # an IR is two files
-                    shutil.copy2(artifact.with_suffix('.bin'), (
-                        folder / fmt.filename).with_suffix('.bin'))
+                for source, target in zip(_files(artifact),
+                                          _files(folder / fmt.filename)):
+                    shutil.copy2(source, target)
                 (folder / 'labels.txt').write_text('\n'.join(classes) + '\n')
                 (folder / 'metadata.json').write_text(
                     json.dumps(meta, indent=2) + '\n')
@@ -228,9 +237,7 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             served = ensemble.write(request.repository, ensemble.configs(
                 request.served_name, request.detector_name, fmt.max_batch_size,
                 params, classes, cfg.model.test_cfg.rcnn.score_thr))
-            weights = version_dir / fmt.filename
-            if weights.suffix == '.xml':
-                weights = weights.with_suffix('.bin')
+            weights = _files(version_dir / fmt.filename)[-1]
             note['done'] = (f'{version_dir} ({weights.name} {_size(weights)}, '
                             f'labels.txt, '
                             f'metadata.json, config.pbtxt); ensemble '

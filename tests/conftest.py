@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from detection.runtime import for_version
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_CONFIG = ROOT / 'tests' / 'configs' / 'faster-rcnn_r50_fpn_small.py'
 DEMO_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py'
@@ -75,7 +77,7 @@ def exported_demo(exported, tmp_path_factory):
     result = run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
                          images=sorted((images / 'val').glob('*.jpg')),
                          name='demo', repository=request.repository))
-    return runner(result.version_dir)
+    return for_version(result.version_dir)
 
 
 @pytest.fixture(scope='session')
@@ -119,12 +121,6 @@ def exported_openvino(exported):
                        format='openvino'))
 
 
-def runner(version_dir: Path):
-    """The in-process detector for an exported version, set up as served."""
-    from detection.runtime import for_version
-    return for_version(version_dir)
-
-
 @pytest.fixture(scope='session')
 def detector_dir(exported) -> Path:
     return exported[1].version_dir
@@ -132,7 +128,7 @@ def detector_dir(exported) -> Path:
 
 @pytest.fixture(scope='session')
 def onnx_detector(detector_dir):
-    return runner(detector_dir)
+    return for_version(detector_dir)
 
 
 @pytest.fixture(scope='session')

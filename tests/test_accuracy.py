@@ -3,10 +3,11 @@ export (in process and served) and the int8 export (in process and served)."""
 from __future__ import annotations
 
 from client import TritonDetector
+from detection.runtime import for_version
 from evaluation.__main__ import run_path
 from export.parity import mmdet_detections
 
-from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, runner
+from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG
 
 
 def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
@@ -22,8 +23,8 @@ def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
                                     lambda p: mmdet_detections(model, p)),
                 'onnxruntime': run_path('onnxruntime', val_split, exported_demo),
                 'triton': run_path('triton', val_split, served, 2),
-                'onnxruntime int8': run_path(
-                    'onnxruntime int8', val_split, runner(exported_demo_int8)),
+                'onnxruntime int8': run_path('onnxruntime int8', val_split,
+                                             for_version(exported_demo_int8)),
                 'triton int8': run_path('triton int8', val_split, served_int8, 2)}
     stats = {name: val_split.evaluate(run['detections'], classes)
              for name, run in runs.items()}

@@ -7,10 +7,11 @@ import json
 import numpy as np
 
 from client import TritonDetector
+from detection.runtime import for_version
 from export import parity
 from export.triton_config import parse
 
-from .conftest import SAMPLES, runner
+from .conftest import SAMPLES
 
 
 def test_export_writes_an_fp32_ir_that_passed_parity(exported_openvino):
@@ -31,7 +32,7 @@ def test_export_writes_an_fp32_ir_that_passed_parity(exported_openvino):
 
 def test_openvino_equals_onnxruntime_in_process(exported_openvino,
                                                 onnx_detector, unseen_images):
-    openvino = runner(exported_openvino.version_dir)
+    openvino = for_version(exported_openvino.version_dir)
     for path in unseen_images:
         a, b = openvino(path), onnx_detector(path)
         match = parity.match(b, a, path.name)
@@ -40,7 +41,7 @@ def test_openvino_equals_onnxruntime_in_process(exported_openvino,
 
 def test_served_openvino_matches_inference_detector(
         exported_openvino, grpc_url, mmdet_model, unseen_images):
-    local = runner(exported_openvino.version_dir)
+    local = for_version(exported_openvino.version_dir)
     with TritonDetector(grpc_url, 'faster_rcnn_openvino', wait=60) as det:
         for path in SAMPLES[:2] + unseen_images:
             served = det(path)
