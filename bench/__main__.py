@@ -178,13 +178,18 @@ def main(argv=None) -> int:
                         unstable += [f'{key} c={c}'
                                      for c in args.perf_concurrency
                                      if f'perf_analyzer{label} c={c}' not in paths]
+            except perf_analyzer.PerfAnalyzerError as exc:
+                reason = str(exc)
             finally:
                 server.stop()
             if reason is None:
                 bar.set_description('serving variants')
-                paths.update(serving_variants.measure(
-                    repository, requests['fp32'].detector_name, sample,
-                    args.variant_concurrency, work))
+                try:
+                    paths.update(serving_variants.measure(
+                        repository, requests['fp32'].detector_name, sample,
+                        args.variant_concurrency, work))
+                except perf_analyzer.PerfAnalyzerError as exc:
+                    reason = str(exc)
 
     sizes = [prepare(decode(p), params).tensor.shape[1:] for p in payloads]
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))

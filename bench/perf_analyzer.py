@@ -21,6 +21,11 @@ from detection.preprocess import Prepared
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / '.venv' / 'perf_analyzer'   # scripts/setup.sh installs it here
 BINARY = HOME / 'bin' / 'perf_analyzer'
+UNSTABLE = 'Failed to obtain stable measurement'
+
+
+class PerfAnalyzerError(RuntimeError):
+    """perf_analyzer failed for another reason than unstable windows."""
 
 
 def unavailable() -> Optional[str]:
@@ -47,7 +52,8 @@ def run(url: str, model: str, sample: Prepared, concurrency: Sequence[int],
         ) -> Dict[str, Dict]:
     """p50/p95 latency and throughput per concurrency, over gRPC; rows
     named ``perf_analyzer<label> c=N``. A level whose windows never agree
-    within 25% has no row (perf_analyzer reports it and goes on)."""
+    within 25% has no row: perf_analyzer goes on to the next level, and
+    exits non-zero when the last one fails; that is not an error here."""
     data = work / 'perf_analyzer_input'
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
@@ -64,11 +70,15 @@ def run(url: str, model: str, sample: Prepared, concurrency: Sequence[int],
         '--measurement-request-count', str(requests_per_window),
         '--stability-percentage', '25', '--max-trials', '6',
         '--percentile', '95', '-f', str(table)]
+    table.unlink(missing_ok=True)  # never read the previous model's rows
     done = subprocess.run(command, env=_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-        raise RuntimeError(f'perf_analyzer failed: {" / ".join(tail)}')
-    rows = {}
+    output = done.stdout + done.stderr
+    if done.returncode != 0 and UNSTABLE not in output:
+        tail = output.strip().splitlines()[-3:]
+        raise PerfAnalyzerError(f'perf_analyzer failed: {" / ".join(tail)}')
+    rows: Dict[str, Dict] = {}
+    if not table.exists():
+        return rows
     with table.open() as f:
         for row in csv.DictReader(f):
             if int(row['Concurrency']) in concurrency:
