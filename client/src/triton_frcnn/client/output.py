@@ -1,27 +1,15 @@
-"""Result files, written so that a reader never sees half of one."""
+"""``--out``: result files, each written so that a reader never sees half of
+one, and a run that can be resumed."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, List
+from typing import Iterable, List, Optional, Union
 
-from detection.postprocess import Detections
-
-
-def write_atomic(path: Path, write: Callable) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from ..files import write_atomic
+from ..wire import Detections
+from .draw import draw_detections
+from .images import ImageLike, load_image
 
 
 def coco_results(file_name: str, image_id: int, dets: Detections) -> List[dict]:
@@ -40,13 +28,22 @@ def coco_results(file_name: str, image_id: int, dets: Detections) -> List[dict]:
 
 
 def write_json(path: Path, rows: Iterable[dict]) -> None:
-    data = json.dumps(list(rows), indent=1).encode()
-    write_atomic(path, lambda f: f.write(data))
+    write_atomic(path, json.dumps(list(rows), indent=1))
+
+
+def save_drawing(image: ImageLike, dets: Detections,
+                 out_file: Optional[Union[str, Path]], score_thr: float):
+    """The annotated PIL image, also written as a JPEG to ``out_file``
+    unless that is None."""
+    drawn = draw_detections(load_image(image), dets, score_thr)
+    if out_file is not None:
+        write_atomic(Path(out_file), lambda f: drawn.save(f, 'JPEG', quality=92))
+    return drawn
 
 
 class ResultFolder:
-    """``--out``: ``<stem>.jpg`` and ``<stem>.json`` per image, and
-    ``detections.json`` for the whole run.
+    """``<stem>.jpg`` and ``<stem>.json`` per image, and ``detections.json``
+    for the whole run.
 
     The per-image JSON is written last, atomically, so its presence means the
     image is done: a re-run after a crash skips it.
@@ -64,9 +61,9 @@ class ResultFolder:
         return all(p.exists() for p in self._files(image))
 
     def save(self, image: Path, image_id: int, data: bytes,
-             dets: Detections, detector, score_thr: float) -> None:
+             dets: Detections, score_thr: float) -> None:
         annotated, sidecar = self._files(image)
-        detector.show_result(data, dets, annotated, score_thr)
+        save_drawing(data, dets, annotated, score_thr)
         write_json(sidecar, coco_results(image.name, image_id,
                                          dets[dets.scores > score_thr]))
 

@@ -2,21 +2,11 @@
 from __future__ import annotations
 
 import colorsys
-import io
-from pathlib import Path
-from typing import Tuple, Union
+from typing import Tuple
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
-from detection.postprocess import Detections
-
-
-def load_image(image: Union[str, Path, bytes]) -> Image.Image:
-    """RGB, EXIF orientation applied: the frame the server's boxes are in
-    (OpenCV's decoder applies the orientation too)."""
-    source = io.BytesIO(image) if isinstance(image, bytes) else image
-    with Image.open(source) as opened:
-        return ImageOps.exif_transpose(opened).convert('RGB')
+from ..wire import Detections
 
 
 def class_colour(label: int) -> Tuple[int, int, int]:

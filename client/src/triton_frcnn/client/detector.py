@@ -1,0 +1,133 @@
+"""``TritonDetector``: the served model, called like mmdet's ``inference_detector``.
+
+    det = TritonDetector('localhost:8001', 'faster_rcnn')
+    result = det('demo.jpg')            # a path, encoded bytes or a BGR array
+    det.show_result('demo.jpg', result, out_file='result.jpg')
+
+It sends encoded bytes (the server decodes, resizes and normalises exactly as
+the mmdet config says) and gets boxes in original-image pixels back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from ..wire import Detections
+from .images import ImageLike, encode
+from .output import save_drawing
+from .protocol import (DEFAULT_URLS, ModelSpec, first_line, library,
+                       readiness, unready)
+from .retry import Retry
+
+
+class TritonDetector:
+    """One model on one server; safe to call from many threads."""
+
+    def __init__(self, url: Optional[str] = None, model: str = 'faster_rcnn',
+                 protocol: str = 'grpc', model_version: str = '',
+                 timeout: float = 60.0, wait: float = 10.0,
+                 retry: Optional[Retry] = None, verbose: bool = False):
+        self._lib = library(protocol)
+        self.url = url or DEFAULT_URLS[protocol]
+        self.protocol = protocol
+        self.timeout = timeout
+        self.retry = retry or Retry(retries=0)
+        self.verbose = verbose
+        self._local = threading.local()
+        self._clients: list = []
+        self._lock = threading.Lock()
+        self.wait_until_ready(model, str(model_version), wait)
+        self.spec = ModelSpec.learn(
+            model, str(model_version),
+            self.client.get_model_metadata(model, str(model_version),
+                                           **self._json),
+            self.client.get_model_config(model, str(model_version),
+                                         **self._json))
+
+    @property
+    def model(self) -> str:
+        return self.spec.name
+
+    @property
+    def _json(self) -> dict:
+        return {'as_json': True} if self.protocol == 'grpc' else {}
+
+    @property
+    def client(self):
+        """This thread's connection: the HTTP client (gevent) must not be
+        shared across threads, so each thread that sends gets its own."""
+        client = getattr(self._local, 'client', None)
+        if client is None:
+            if self.protocol == 'grpc':
+                client = self._lib.InferenceServerClient(self.url, self.verbose)
+            else:
+                client = self._lib.InferenceServerClient(
+                    self.url, self.verbose, connection_timeout=self.timeout,
+                    network_timeout=self.timeout)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def wait_until_ready(self, model: str, version: str, wait: float) -> None:
+        """Poll until the server and the model say ready, or ``wait`` ends."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                last = next((message for method, args, message
+                             in readiness(model, version)
+                             if not getattr(self.client, method)(*args)), None)
+                if last is None:
+                    return
+            except Exception as exc:  # tritonclient and sockets raise several
+                last = first_line(exc)
+            if time.monotonic() >= deadline:
+                raise unready(self.url, self.protocol, last, wait)
+            time.sleep(0.25)
+
+    def infer_bytes(self, data: bytes) -> Detections:
+        """One encoded image in, its detections (all the server returns);
+        transient failures retried as ``retry`` says."""
+        attempt = 0
+        while True:
+            try:
+                return self._infer_once(data)
+            except Exception as exc:  # tritonclient raises several types
+                delay = self.retry.next_delay(attempt, exc)
+                if delay < 0:
+                    raise
+                time.sleep(delay)
+                attempt += 1
+
+    def _infer_once(self, data: bytes) -> Detections:
+        timeout = ({'client_timeout': self.timeout}
+                   if self.protocol == 'grpc' else {})
+        result = self.client.infer(
+            self.spec.name, self.spec.inputs(self._lib, data),
+            model_version=self.spec.version,
+            outputs=self.spec.outputs(self._lib), **timeout)
+        return self.spec.detections(result)
+
+    def __call__(self, image: ImageLike) -> Detections:
+        return self.infer_bytes(encode(image))
+
+    def show_result(self, image: ImageLike, result: Detections,
+                    out_file: Optional[Union[str, Path]] = None,
+                    score_thr: float = 0.3):
+        """Draw ``result`` on ``image``, save it as a JPEG at ``out_file`` if
+        given (like mmdet's ``show_result``); the annotated PIL image."""
+        return save_drawing(image, result, out_file, score_thr)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+
+    def __enter__(self) -> 'TritonDetector':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,109 @@
+"""What the client learns from the server before sending, and the requests
+it sends.
+
+As Triton's ``image_client.py`` does, the model's metadata and config say the
+input's name, the outputs offered and whether the model takes a batch axis;
+the wire contract says which outputs a detector must offer and their
+datatypes. tritonclient's gRPC and HTTP modules are imported only when used,
+so an install with one of them works for that one.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import List, Optional
+
+import numpy as np
+
+from .. import wire
+
+DEFAULT_URLS = {'grpc': 'localhost:8001', 'http': 'localhost:8000'}
+MODULES = {'grpc': 'tritonclient.grpc', 'http': 'tritonclient.http',
+           'grpc.aio': 'tritonclient.grpc.aio'}
+EXTRAS = {'grpc': 'grpc', 'http': 'http', 'grpc.aio': 'grpc'}
+
+
+class ServerUnavailable(ConnectionError):
+    """The server or the model could not be reached, is not ready, or is not
+    a detector this client can read."""
+
+
+def library(protocol: str) -> ModuleType:
+    """``tritonclient.grpc``, ``.http`` or ``.grpc.aio``, with a one-line
+    answer when that part of tritonclient is not installed."""
+    if protocol not in MODULES:
+        raise ValueError(f'protocol must be grpc or http, not {protocol!r}')
+    try:
+        return importlib.import_module(MODULES[protocol])
+    except ImportError as exc:
+        raise ImportError(
+            f'{protocol} needs tritonclient[{EXTRAS[protocol]}] ({exc}); '
+            f"pip install 'triton-frcnn-client[{EXTRAS[protocol]}]'") from None
+
+
+def readiness(model: str, version: str) -> list:
+    """The checks Triton's client examples make before sending, in order:
+    (client method, its arguments, what to say when it answers no)."""
+    named = f'model {model!r}' + (f' version {version}' if version else '')
+    return [('is_server_live', (), 'server not live'),
+            ('is_server_ready', (), 'server not ready'),
+            ('is_model_ready', (model, version), f'{named} not ready')]
+
+
+def unready(url: str, protocol: str, last: str, wait: float) -> ServerUnavailable:
+    return ServerUnavailable(f'cannot use Triton at {url} ({protocol}): '
+                             f'{last} after {wait:.0f} s')
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The served model as this client will call it."""
+    name: str
+    version: str          # '' for the server's choice
+    input: str            # the one BYTES input: encoded images
+    max_batch_size: int   # 0: no batch axis on inputs and outputs
+
+    @classmethod
+    def learn(cls, name: str, version: str, metadata: dict,
+              config: dict) -> 'ModelSpec':
+        """From ``as_json`` metadata and config (gRPC and HTTP shapes both);
+        refuses a model that does not speak the wire contract."""
+        config = config.get('config', config)
+        inputs = {i['name']: i['datatype'] for i in metadata.get('inputs', [])}
+        outputs = {o['name']: o['datatype'] for o in metadata.get('outputs', [])}
+        images = [n for n, dtype in inputs.items() if dtype == wire.IMAGE.datatype]
+        wrong = [f'{t.name} ({outputs.get(t.name, "missing")}, expected '
+                 f'{t.datatype})' for t in wire.OUTPUTS
+                 if outputs.get(t.name) != t.datatype]
+        if len(inputs) != 1 or len(images) != 1 or wrong:
+            raise ServerUnavailable(
+                f'model {name!r} is not a detection ensemble: inputs '
+                f'{inputs or "none"}, outputs {", ".join(wrong) or "as expected"}'
+                f'; expected one {wire.IMAGE.datatype} input (encoded images) '
+                f'-> {", ".join(t.name for t in wire.OUTPUTS)}')
+        return cls(name, version, images[0],
+                   int(config.get('max_batch_size', 0) or 0))
+
+    @property
+    def batch_index(self) -> Optional[int]:
+        return 0 if self.max_batch_size > 0 else None
+
+    def inputs(self, lib: ModuleType, payload: bytes) -> list:
+        shape: List[int] = [1, 1] if self.max_batch_size > 0 else [1]
+        tensor = lib.InferInput(self.input, shape, wire.IMAGE.datatype)
+        tensor.set_data_from_numpy(np.array([payload], dtype=object)
+                                   .reshape(shape))
+        return [tensor]
+
+    def outputs(self, lib: ModuleType) -> list:
+        return [lib.InferRequestedOutput(t.name) for t in wire.OUTPUTS]
+
+    def detections(self, result) -> wire.Detections:
+        return wire.unpack({t.name: result.as_numpy(t.name)
+                            for t in wire.OUTPUTS}, self.batch_index)
