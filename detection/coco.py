@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from detection.postprocess import Detections
+from triton_frcnn.wire import Detections
 
 METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 

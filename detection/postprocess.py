@@ -1,30 +1,14 @@
 """From the detector's padded outputs to boxes in original-image pixels."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
+from triton_frcnn.wire import Detections
 
-
-@dataclass
-class Detections:
-    boxes: np.ndarray   # float32 [K, 4] x1, y1, x2, y2 in original pixels
-    scores: np.ndarray  # float32 [K], best first
-    labels: np.ndarray  # int64 [K]
-    names: Optional[np.ndarray] = None  # str [K], where the server sent them
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def __getitem__(self, index) -> 'Detections':
-        """Select detections by slice or boolean mask."""
-        return Detections(self.boxes[index], self.scores[index],
-                          self.labels[index],
-                          None if self.names is None else self.names[index])
-
-    def top(self, k: int) -> 'Detections':
-        return self[:k]
+# The exported graph's outputs: dets [B, K, 5] (x1, y1, x2, y2, score in
+# resized-image pixels) and labels [B, K] (-1 in empty slots).
+DETECTOR_OUTPUTS = ('dets', 'labels')
 
 
 def postprocess(dets: np.ndarray, labels: np.ndarray,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 
 from dataclasses import asdict, dataclass, field
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -21,10 +21,18 @@ from PIL import Image
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
 DEFAULT_MAX_BYTES = 32 * 2**20    # an encoded image larger than this is refused
+# What the preprocess model hands on: the exported graph's two inputs, then
+# what postprocessing needs to map boxes back to the original image.
+DETECTOR_INPUTS = ('input', 'img_shape')
+PREPROCESSED = DETECTOR_INPUTS + ('scale_factor', 'ori_shape')
 
 
 class ImageError(ValueError):
     """The bytes are not an image this pipeline can read."""
+
+
+class BatchError(ValueError):
+    """The images of one request cannot form one batch."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +80,10 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     if len(data) > max_bytes:
         raise ImageError(f'image payload of {len(data)} bytes is over the '
                          f'limit of {max_bytes} bytes')
+    kind = None
     try:
         with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
+            (width, height), kind = header.size, header.format
     except Image.DecompressionBombError:
         width, height = max_pixels + 1, 1
     except (OSError, ValueError, SyntaxError):
@@ -83,6 +92,9 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageError(f'image of {width}x{height} pixels is over the '
                          f'limit of {max_pixels} pixels')
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None and kind is not None:
+        raise ImageError(f'{kind} of {width}x{height} pixels whose pixel data '
+                         'is truncated or corrupt')
     if image is None:
         raise ImageError('not a decodable image (unknown format or corrupt)')
     if image.shape[0] * image.shape[1] > max_pixels:
@@ -104,6 +116,11 @@ def prepare(image: np.ndarray, params: Preprocessing) -> Prepared:
     """Resize, normalise and pad one decoded BGR uint8 image."""
     height, width = image.shape[:2]
     (new_w, new_h), _ = rescale_size(width, height, params.scale)
+    if min(new_w, new_h) < 1:
+        raise ImageError(
+            f'image of {width}x{height} pixels is too thin: fitted to '
+            f'{max(params.scale)}x{min(params.scale)} it would be '
+            f'{new_w}x{new_h}')
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     pixels = resized[..., ::-1] if params.to_rgb else resized
     mean = np.asarray(params.mean, np.float32)
@@ -119,11 +136,18 @@ def prepare(image: np.ndarray, params: Preprocessing) -> Prepared:
                     scale_factor=(new_w / width, new_h / height))
 
 
-def batch(prepared: Sequence[Prepared]) -> Tuple[np.ndarray, np.ndarray]:
-    """Stack equally padded images into the detector's two inputs."""
-    shapes = {p.tensor.shape for p in prepared}
-    if len(shapes) != 1:
-        raise ValueError(f'cannot batch images padded to {sorted(shapes)}')
-    tensors = np.stack([p.tensor for p in prepared])
-    img_shapes = np.asarray([p.img_shape for p in prepared], np.float32)
-    return tensors, img_shapes
+def batch(prepared: Sequence[Prepared]) -> Dict[str, np.ndarray]:
+    """Stack equally padded images into the ``PREPROCESSED`` tensors."""
+    if not prepared:
+        raise BatchError('empty batch: the request holds no images')
+    sizes = sorted({p.tensor.shape[1:] for p in prepared})
+    if len(sizes) > 1:
+        raise BatchError(
+            'mixed-size batch: its images pad to '
+            f'{", ".join(f"{w}x{h}" for h, w in sizes)}, and one batch takes '
+            'one padded size; send images of other sizes as separate requests')
+    return {'input': np.stack([p.tensor for p in prepared]),
+            'img_shape': np.asarray([p.img_shape for p in prepared], np.float32),
+            'scale_factor': np.asarray([p.scale_factor for p in prepared],
+                                       np.float32),
+            'ori_shape': np.asarray([p.ori_shape for p in prepared], np.float32)}

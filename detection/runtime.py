@@ -36,7 +36,8 @@ class Detector:
                    if isinstance(i, bytes)
                    else i for i in images]
         prepared = [prepare(image, self.params) for image in decoded]
-        dets, labels = self.infer(*batch(prepared))
+        inputs = batch(prepared)
+        dets, labels = self.infer(inputs['input'], inputs['img_shape'])
         return [postprocess(d, l, p.scale_factor, p.ori_shape, score_thr)
                 for d, l, p in zip(dets, labels, prepared)]
 

@@ -6,12 +6,10 @@ import logging
 import sys
 from pathlib import Path
 
-from detection.images import image_files
-from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from triton_frcnn.files import image_files
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-DEFAULT_IMAGES = ROOT / 'assets/samples'
+from detection import paths
+from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -20,7 +18,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog='python -m export', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='formats:\n' + table())
-    p.add_argument('-c', '--config', type=Path, default=DEFAULT_CONFIG,
+    p.add_argument('-c', '--config', type=Path, default=paths.R50_CONFIG,
                    help='mmdet model config (default: %(default)s)')
     p.add_argument('-w', '--checkpoint', type=Path, required=True,
                    help='mmdet checkpoint (.pth)')
@@ -31,11 +29,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    '<name>_int8 and <name>_openvino beside it); the detector '
                    'is written as <model>_detector (default: %(default)s)')
     p.add_argument('-r', '--repository', type=Path,
-                   default=ROOT / 'model_repository',
+                   default=paths.MODEL_REPOSITORY,
                    help='Triton model repository (default: %(default)s)')
     p.add_argument('--version', type=int, default=None,
                    help='version folder (default: the next free one)')
-    p.add_argument('--images', type=Path, nargs='+', default=[DEFAULT_IMAGES],
+    p.add_argument('--images', type=Path, nargs='+', default=[paths.SAMPLES],
                    help='images or folders for the parity check')
     p.add_argument('--min-parity', type=float, default=0.95,
                    help='fraction of mmdet\'s top-100 detections ONNX must '

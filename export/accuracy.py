@@ -14,7 +14,7 @@ from typing import Sequence
 
 from detection.preprocess import Preprocessing
 from detection.runtime import OnnxDetector
-from evaluation.coco import CocoSplit
+from detection.coco import CocoSplit
 
 from .errors import ExportError
 

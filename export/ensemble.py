@@ -1,98 +1,133 @@
 """The thin-client half of the repository: preprocess -> detector ->
 postprocess, wired as a Triton ensemble named after the model.
 
-Clients send encoded image bytes and get boxes in original-image pixels back.
-The Python models' code is copied in with the ``detection`` package it uses,
-so the repository needs nothing from this checkout to load.
+Clients send encoded image bytes and get boxes in original-image pixels back
+(``triton_frcnn.wire`` says how). The preprocess and postprocess models are
+published with the detector's version number N, each version folder holding
+its own parameters (preprocessing; class names and score threshold) and
+copies of the code it runs, and the ensemble pins N on all three steps: a
+re-export with other classes or other preprocessing can never pair a detector
+version with another version's class list, and the repository needs nothing
+from this checkout to load.
 """
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
+import detection
+from triton_frcnn import wire
+from triton_frcnn.files import write_atomic
 from tritonclient.grpc import model_config_pb2 as mc
 
-from detection.preprocess import Preprocessing
+from detection.postprocess import DETECTOR_OUTPUTS
+from detection.preprocess import DETECTOR_INPUTS, PREPROCESSED, Preprocessing
 
 from . import repository, triton_config
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON_MODELS = ROOT / 'serve' / 'models'
-DETECTION = ROOT / 'detection'
+TRITON_MODELS = Path(__file__).resolve().parent / 'triton_models'
+# what the Python models import, copied beside them
+CODE = {'detection': Path(detection.__file__).resolve().parent,
+        'triton_frcnn/wire.py': Path(wire.__file__).resolve()}
+PARAMETERS = 'parameters.json'  # beside model.py; the models read it
+# the tensors between the steps (float32 unless said otherwise)
+INTERMEDIATE_DIMS = {'input': [3, -1, -1], 'img_shape': [2],
+                     'scale_factor': [2], 'ori_shape': [2],
+                     'dets': [-1, 5], 'labels': [-1]}
 
-IMAGE = 'IMAGE'
-OUTPUTS = (('BOXES', mc.TYPE_FP32, [-1, 4]), ('SCORES', mc.TYPE_FP32, [-1]),
-           ('CLASSES', mc.TYPE_INT64, [-1]), ('CLASS_NAMES', mc.TYPE_STRING, [-1]),
-           ('NUM_DETECTIONS', mc.TYPE_INT32, [1]))
-PREPROCESSED = (('input', [3, -1, -1]), ('img_shape', [2]),
-                ('scale_factor', [2]), ('ori_shape', [2]))
+
+@dataclass
+class Model:
+    """One model of the ensemble: its config, and for a Python model the
+    source of its ``model.py`` and its version's parameters."""
+    config: mc.ModelConfig
+    source: Optional[Path] = None
+    parameters: Optional[dict] = None
+
+
+def datatype(tensor: wire.Tensor) -> int:
+    """Triton's wire datatype name -> the config's enum (BYTES is STRING)."""
+    return mc.DataType.Value(
+        'TYPE_STRING' if tensor.datatype == 'BYTES' else f'TYPE_{tensor.datatype}')
+
+
+def _intermediate(name: str) -> wire.Tensor:
+    return wire.Tensor(name, 'INT64' if name == 'labels' else 'FP32',
+                       tuple(INTERMEDIATE_DIMS[name]))
+
+
+def _add(field, tensors: Sequence[wire.Tensor]) -> None:
+    for tensor in tensors:
+        field.add(name=tensor.name, data_type=datatype(tensor),
+                  dims=list(tensor.dims))
 
 
 def _python_model(name: str, max_batch_size: int, inputs, outputs,
-                  parameters: dict) -> mc.ModelConfig:
+                  source: str, parameters: dict) -> Model:
     config = mc.ModelConfig(name=name, backend='python',
                             max_batch_size=max_batch_size)
-    for field, spec in ((config.input, inputs), (config.output, outputs)):
-        for tensor_name, dtype, dims in spec:
-            field.add(name=tensor_name, data_type=dtype, dims=dims)
+    _add(config.input, inputs)
+    _add(config.output, outputs)
     config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
-    for key, value in parameters.items():
-        config.parameters[key].string_value = value
-    return config
+    return Model(config, TRITON_MODELS / source, parameters)
 
 
-def configs(name: str, detector: str, max_batch_size: int,
-            params: Preprocessing, classes: Sequence[str],
-            score_threshold: float) -> List[Tuple[mc.ModelConfig, Optional[Path]]]:
-    """Preprocess, postprocess and ensemble configs, each with its Python
-    source (None for the ensemble)."""
+def models(name: str, detector: str, version: int, max_batch_size: int,
+           params: Preprocessing, classes: Sequence[str],
+           score_threshold: float) -> List[Model]:
+    """Preprocess, postprocess and the ensemble that pins ``version`` of
+    them and of ``detector``."""
     pre, post = f'{name}_preprocess', f'{name}_postprocess'
-    fp32 = mc.TYPE_FP32
+    to_post = ['scale_factor', 'ori_shape']
     preprocess = _python_model(
-        pre, max_batch_size, [(IMAGE, mc.TYPE_STRING, [1])],
-        [(n, fp32, d) for n, d in PREPROCESSED],
-        {'preprocessing': json.dumps(params.to_dict())})
+        pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),
+        'preprocess.py', params.to_dict())
     postprocess = _python_model(
         post, max_batch_size,
-        [('dets', fp32, [-1, 5]), ('labels', mc.TYPE_INT64, [-1]),
-         ('scale_factor', fp32, [2]), ('ori_shape', fp32, [2])],
-        OUTPUTS,
-        {'classes': json.dumps(list(classes)),
-         'score_threshold': repr(float(score_threshold))})
+        [_intermediate(n) for n in [*DETECTOR_OUTPUTS, *to_post]], wire.OUTPUTS,
+        'postprocess.py', {'classes': list(classes),
+                           'score_threshold': float(score_threshold)})
     ensemble = mc.ModelConfig(name=name, platform='ensemble',
                               max_batch_size=max_batch_size)
-    ensemble.input.add(name=IMAGE, data_type=mc.TYPE_STRING, dims=[1])
-    for tensor_name, dtype, dims in OUTPUTS:
-        ensemble.output.add(name=tensor_name, data_type=dtype, dims=dims)
+    _add(ensemble.input, [wire.IMAGE])
+    _add(ensemble.output, wire.OUTPUTS)
     steps = ensemble.ensemble_scheduling.step
-    steps.add(model_name=pre, model_version=-1, input_map={IMAGE: IMAGE},
-              output_map={n: n for n, _ in PREPROCESSED})
-    steps.add(model_name=detector, model_version=-1,
-              input_map={'input': 'input', 'img_shape': 'img_shape'},
-              output_map={'dets': 'dets', 'labels': 'labels'})
-    steps.add(model_name=post, model_version=-1,
-              input_map={n: n for n in
-                         ('dets', 'labels', 'scale_factor', 'ori_shape')},
-              output_map={n: n for n, _, _ in OUTPUTS})
-    return [(preprocess, PYTHON_MODELS / 'preprocess.py'),
-            (postprocess, PYTHON_MODELS / 'postprocess.py'), (ensemble, None)]
+    same = lambda names: {n: n for n in names}  # noqa: E731
+    steps.add(model_name=pre, model_version=version,
+              input_map=same([wire.IMAGE.name]), output_map=same(PREPROCESSED))
+    steps.add(model_name=detector, model_version=version,
+              input_map=same(DETECTOR_INPUTS), output_map=same(DETECTOR_OUTPUTS))
+    steps.add(model_name=post, model_version=version,
+              input_map=same([*DETECTOR_OUTPUTS, *to_post]),
+              output_map=same(t.name for t in wire.OUTPUTS))
+    return [preprocess, postprocess, Model(ensemble)]
 
 
-def write(repo: Path, models: Sequence[Tuple[mc.ModelConfig, Optional[Path]]]
-          ) -> List[Path]:
-    """Publish each model as version 1 (replaced atomically on re-export)."""
+def write(repo: Path, version: int, parts: Sequence[Model]) -> List[Path]:
+    """Publish the Python models as ``version`` and the ensemble as its one
+    version, each folder whole or not at all, then their configs."""
     written = []
-    for config, source in models:
-        model_dir = repository.writable_model_dir(repo, config.name)
+    for part in parts:
+        model_dir = repository.writable_model_dir(repo, part.config.name)
 
-        def fill(folder: Path, source=source):
-            if source is not None:
-                shutil.copy2(source, folder / 'model.py')
-                shutil.copytree(DETECTION, folder / 'detection',
-                                ignore=shutil.ignore_patterns('__pycache__'))
-        written.append(repository.publish_version(model_dir, 1, fill))
-        repository.write_text(model_dir / 'config.pbtxt',
-                              triton_config.to_text(config))
+        def fill(folder: Path, part=part) -> None:
+            if part.source is None:
+                return  # an ensemble's version folder is empty
+            shutil.copy2(part.source, folder / 'model.py')
+            (folder / PARAMETERS).write_text(json.dumps(part.parameters,
+                                                        indent=2) + '\n')
+            for target, source in CODE.items():
+                if source.is_dir():
+                    shutil.copytree(source, folder / target, ignore=shutil
+                                    .ignore_patterns('__pycache__'))
+                else:
+                    (folder / target).parent.mkdir(parents=True)
+                    shutil.copy2(source, folder / target)
+        written.append(repository.publish_version(
+            model_dir, version if part.source else 1, fill))
+        write_atomic(model_dir / 'config.pbtxt',
+                     triton_config.to_text(part.config))
     return written

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-CONFIGS = Path(__file__).resolve().parent.parent / 'configs'
+from detection import paths
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Format:
 
     @property
     def deploy_config_path(self) -> Path:
-        return CONFIGS / 'deploy' / self.deploy_config
+        return paths.DEPLOY_CONFIGS / self.deploy_config
 
     def model_name(self, base: str) -> str:
         return base + self.suffix

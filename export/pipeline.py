@@ -1,4 +1,5 @@
-"""The export stage: load -> ONNX -> check -> parity -> [TensorRT] -> publish.
+"""The export stage: load -> ONNX -> check -> [OpenVINO] -> parity ->
+[int8: quantise -> mAP gate] -> [TensorRT] -> publish.
 
 Every step logs what it did, how long it took and what it wrote. Nothing
 reaches the model repository until every check has passed.
@@ -23,6 +24,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   Preprocessing, decode, prepare)
 from detection.runtime import Detector, runner
+from triton_frcnn.files import write_atomic
 
 from . import checkpoint as ckpt
 from . import model as detector_model
@@ -139,7 +141,53 @@ def run(request: Request) -> Result:
         raise
 
 
+@dataclass
+class Loaded:
+    """The mmdet model and what the export reads from it once."""
+    model: object
+    cfg: object
+    params: Preprocessing
+    digest: str
+    classes: Sequence[str]
+
+
 def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
+    loaded = load(request)
+    split = (accuracy.annotated_split(
+        request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
+        loaded.classes) if fmt.precision == 'int8' and request.accuracy_gate
+        else None)
+    images = [Path(p) for p in request.images]
+    decoded = [decode(p.read_bytes()) for p in images]
+    with tempfile.TemporaryDirectory(prefix='export-') as workdir:
+        work = Path(workdir)
+        deploy_cfg = onnx_export.load_deploy_config(fmt.deploy_config_path)
+        onnx_path = trace(loaded, deploy_cfg, decoded[0], work)
+        artifact, extra_meta = convert(fmt, onnx_path, deploy_cfg, work)
+        with step('parity') as note:
+            matches = check_parity(
+                loaded.model, runner(artifact, loaded.params,
+                                     extra_meta.get('openvino')),
+                images, decoded, request)
+            note['done'] = parity.summary(matches)
+        if fmt.precision == 'int8':
+            artifact, gated = quantize_and_gate(
+                onnx_path, loaded.params, deploy_cfg, loaded.classes, split,
+                request, work)
+            extra_meta.update(gated)
+        if fmt.platform == 'tensorrt_plan':
+            with step('tensorrt') as note:
+                artifact = build_tensorrt(onnx_path, deploy_cfg, work)
+                note['done'] = f'built {artifact.name} ({_size(artifact)})'
+        with step('publish') as note:
+            version_dir, note['done'] = publish(
+                request, fmt, loaded, deploy_cfg, onnx_path, artifact,
+                {**extra_meta, 'parity': [m.__dict__ for m in matches]},
+                model_dir)
+    return Result(version_dir, matches)
+
+
+def load(request: Request) -> Loaded:
     with step('load') as note:
         model, cfg = detector_model.load(request.config, request.checkpoint)
         params = dataclasses.replace(
@@ -149,101 +197,98 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
                         f'{request.checkpoint} (sha256 {digest[:8]})')
-    split = (accuracy.annotated_split(
-        request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
-        classes) if fmt.precision == 'int8' and request.accuracy_gate else None)
-    images = [Path(p) for p in request.images]
-    decoded = [decode(p.read_bytes()) for p in images]
+    return Loaded(model, cfg, params, digest, classes)
 
-    with tempfile.TemporaryDirectory(prefix='export-') as workdir:
-        work = Path(workdir)
-        deploy_cfg = onnx_export.load_deploy_config(fmt.deploy_config_path)
-        with step('onnx') as note:
-            onnx_path = onnx_export.export(
-                model, deploy_cfg, prepare(decoded[0], params), work / 'end2end')
-            note['done'] = (f'mmdeploy traced opset '
-                            f'{deploy_cfg.onnx_config.opset_version} -> '
-                            f'{onnx_path.name} ({_size(onnx_path)})')
-        with step('check') as note:
-            ops = onnx_export.check(onnx_path)
-            note['done'] = (f'onnx.checker passed; {sum(ops.values())} nodes, '
-                            f'standard ops only: {", ".join(sorted(ops))}')
-        artifact = onnx_path
-        extra_meta: dict = {}
-        openvino = dict(deploy_cfg.get('openvino_config', {}))
-        if fmt.backend == 'openvino':
-            with step('openvino') as note:
-                artifact = openvino_ir.convert(onnx_path, work / 'ir')
-                extra_meta['openvino'] = openvino
-                files = _files(artifact)
-                note['done'] = (f'converted to '
-                                f'{" + ".join(f.name for f in files)} '
-                                f'({_size(files[-1])}, fp32 weights); '
-                                f'compiled with {openvino}')
-        with step('parity') as note:
-            matches = check_parity(model, runner(artifact, params, openvino),
-                                   images, decoded, request)
-            note['done'] = parity.summary(matches)
-        if fmt.precision == 'int8':
-            artifact, gated = quantize_and_gate(
-                onnx_path, params, deploy_cfg, classes, split, request, work)
-            extra_meta.update(gated)
-        if fmt.platform == 'tensorrt_plan':
-            with step('tensorrt') as note:
-                artifact = build_tensorrt(onnx_path, deploy_cfg, work)
-                note['done'] = f'built {artifact.name} ({_size(artifact)})'
 
-        with step('publish') as note:
-            inputs, outputs = triton_config.graph_io(onnx_path)
-            canvas = canvas_hw(params)
-            config = triton_config.detector(
-                request.detector_name, fmt, inputs, outputs, canvas,
-                instances=request.instances, gpu=fmt.gpu,
-                max_queue_delay_us=request.max_queue_delay_us,
-                trt_accelerator=request.trt_accelerator,
-                parameters=extra_meta.get('openvino', {}))
-            meta = {
-                'format': fmt.name, 'precision': fmt.precision,
-                'file': fmt.filename,
-                'created': datetime.now(timezone.utc).isoformat(),
-                'config': str(request.config),
-                'model_config': cfg.pretty_text,
-                'checkpoint': str(request.checkpoint),
-                'checkpoint_sha256': digest,
-                'deploy_config': fmt.deploy_config,
-                'opset': deploy_cfg.onnx_config.opset_version,
-                'inputs': {t.name: list(t.dims) for t in inputs},
-                'outputs': {t.name: list(t.dims) for t in outputs},
-                'preprocessing': params.to_dict(),
-                'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
-                'classes': list(classes),
-                'parity': [m.__dict__ for m in matches],  # of the fp32 graph
-                **extra_meta,
-                'versions': package_versions(),
-            }
+def trace(loaded: Loaded, deploy_cfg, image, work: Path) -> Path:
+    """mmdeploy's trace on one image, then the graph's checks."""
+    with step('onnx') as note:
+        onnx_path = onnx_export.export(
+            loaded.model, deploy_cfg, prepare(image, loaded.params),
+            work / 'end2end')
+        note['done'] = (f'mmdeploy traced opset '
+                        f'{deploy_cfg.onnx_config.opset_version} -> '
+                        f'{onnx_path.name} ({_size(onnx_path)})')
+    with step('check') as note:
+        ops = onnx_export.check(onnx_path)
+        note['done'] = (f'onnx.checker passed; {sum(ops.values())} nodes, '
+                        f'standard ops only: {", ".join(sorted(ops))}')
+    return onnx_path
 
-            def fill(folder: Path) -> None:
-                for source, target in zip(_files(artifact),
-                                          _files(folder / fmt.filename)):
-                    shutil.copy2(source, target)
-                (folder / 'labels.txt').write_text('\n'.join(classes) + '\n')
-                (folder / 'metadata.json').write_text(
-                    json.dumps(meta, indent=2) + '\n')
 
-            version_dir = repository.publish_version(model_dir, request.version,
-                                                     fill)
-            repository.write_text(model_dir / 'config.pbtxt',
-                                  triton_config.to_text(config))
-            served = ensemble.write(request.repository, ensemble.configs(
-                request.served_name, request.detector_name, fmt.max_batch_size,
-                params, classes, cfg.model.test_cfg.rcnn.score_thr))
-            weights = _files(version_dir / fmt.filename)[-1]
-            note['done'] = (f'{version_dir} ({weights.name} {_size(weights)}, '
-                            f'labels.txt, '
-                            f'metadata.json, config.pbtxt); ensemble '
-                            f'{request.served_name} with '
-                            f'{", ".join(p.parent.name for p in served[:2])}')
-    return Result(version_dir, matches)
+def convert(fmt: Format, onnx_path: Path, deploy_cfg,
+            work: Path) -> Tuple[Path, dict]:
+    """The file the runtime will load, and what the metadata records of
+    the conversion: the ONNX graph itself, or its OpenVINO IR."""
+    if fmt.backend != 'openvino':
+        return onnx_path, {}
+    openvino = dict(deploy_cfg.get('openvino_config', {}))
+    with step('openvino') as note:
+        artifact = openvino_ir.convert(onnx_path, work / 'ir')
+        files = _files(artifact)
+        note['done'] = (f'converted to {" + ".join(f.name for f in files)} '
+                        f'({_size(files[-1])}, fp32 weights); compiled with '
+                        f'{openvino}')
+    return artifact, {'openvino': openvino}
+
+
+def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
+                    inputs, outputs, extra: dict) -> dict:
+    """metadata.json: where the model came from and how it was checked."""
+    cfg = loaded.cfg
+    return {
+        'format': fmt.name, 'precision': fmt.precision, 'file': fmt.filename,
+        'created': datetime.now(timezone.utc).isoformat(),
+        'config': str(request.config), 'model_config': cfg.pretty_text,
+        'checkpoint': str(request.checkpoint),
+        'checkpoint_sha256': loaded.digest,
+        'deploy_config': fmt.deploy_config,
+        'opset': deploy_cfg.onnx_config.opset_version,
+        'inputs': {t.name: list(t.dims) for t in inputs},
+        'outputs': {t.name: list(t.dims) for t in outputs},
+        'preprocessing': loaded.params.to_dict(),
+        'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
+        'classes': list(loaded.classes),
+        **extra,  # parity (of the fp32 graph), openvino, int8's gate
+        'versions': package_versions(),
+    }
+
+
+def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
+            onnx_path: Path, artifact: Path, extra: dict,
+            model_dir: Path) -> Tuple[Path, str]:
+    """The detector version, then the pre/post models of the same version
+    and the ensemble pinned to it; the version folder and a summary."""
+    inputs, outputs = triton_config.graph_io(onnx_path)
+    config = triton_config.detector(
+        request.detector_name, fmt, inputs, outputs, canvas_hw(loaded.params),
+        instances=request.instances, gpu=fmt.gpu,
+        max_queue_delay_us=request.max_queue_delay_us,
+        trt_accelerator=request.trt_accelerator,
+        parameters=extra.get('openvino', {}))
+    meta = metadata_record(request, fmt, loaded, deploy_cfg, inputs, outputs,
+                           extra)
+
+    def fill(folder: Path) -> None:
+        for source, target in zip(_files(artifact),
+                                  _files(folder / fmt.filename)):
+            shutil.copy2(source, target)
+        (folder / 'labels.txt').write_text('\n'.join(loaded.classes) + '\n')
+        (folder / 'metadata.json').write_text(json.dumps(meta, indent=2) + '\n')
+
+    version_dir = repository.publish_version(model_dir, request.version, fill)
+    write_atomic(model_dir / 'config.pbtxt', triton_config.to_text(config))
+    served = ensemble.write(request.repository, int(version_dir.name),
+                            ensemble.models(
+        request.served_name, request.detector_name, int(version_dir.name),
+        fmt.max_batch_size, loaded.params, loaded.classes,
+        loaded.cfg.model.test_cfg.rcnn.score_thr))
+    weights = _files(version_dir / fmt.filename)[-1]
+    return version_dir, (
+        f'{version_dir} ({weights.name} {_size(weights)}, labels.txt, '
+        f'metadata.json, config.pbtxt); ensemble {request.served_name} '
+        f'pinned to version {version_dir.name} of it and of '
+        f'{", ".join(p.parent.name for p in served[:2])}')
 
 
 def quantize_and_gate(onnx_path: Path, params: Preprocessing, deploy_cfg,
@@ -317,14 +362,16 @@ def build_tensorrt(onnx_path: Path, deploy_cfg, work: Path) -> Path:
 
 def ensure(request: Request) -> Path:
     """The newest detector version if it was exported from this checkpoint
-    and config (with the ensemble beside it); otherwise export now."""
+    and config and the ensemble is pinned to it; otherwise export now."""
     model_dir = Path(request.repository) / request.detector_name
     found = repository.versions(model_dir)
     ensemble_config = Path(request.repository) / request.served_name / 'config.pbtxt'
     if found and ensemble_config.exists():
         newest = model_dir / str(found[-1])
         meta_file = newest / 'metadata.json'
-        if meta_file.exists():
+        pinned = {step.model_version for step in triton_config.parse(
+            ensemble_config.read_text()).ensemble_scheduling.step}
+        if meta_file.exists() and pinned == {found[-1]}:
             meta = json.loads(meta_file.read_text())
             if (meta.get('config') == str(request.config)
                     and meta.get('format') == request.format

@@ -35,8 +35,8 @@ class CalibrationImages(CalibrationDataReader):
         path = next(self.images, None)
         if path is None:
             return None
-        prepared = prepare(decode(path.read_bytes()), self.params)
-        return dict(zip(self.names, batch([prepared])))
+        tensors = batch([prepare(decode(path.read_bytes()), self.params)])
+        return {name: tensors[name] for name in self.names}
 
 
 def quantize(fp32: Path, images: Sequence[Path], params: Preprocessing,

@@ -40,19 +40,6 @@ def writable_model_dir(repository: Path, name: str) -> Path:
     return model_dir
 
 
-def write_text(path: Path, text: str) -> None:
-    """Replace a file atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def publish_version(model_dir: Path, version: Optional[int],
                     fill: Callable[[Path], None]) -> Path:
     """Let ``fill`` write a version's files into a staging folder, then move

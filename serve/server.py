@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'runtime.py'
+from detection import paths
+
+RUNTIME_BACKEND = Path(__file__).resolve().parent / 'backends' / 'runtime.py'
 RUNTIME_BACKENDS = ('onnxruntime', 'openvino')  # names it serves under
 ADMIN_HEADER = 'triton-admin-key'
 
@@ -76,7 +77,7 @@ class TritonServer:
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
-    workdir: Path = ROOT / '.triton'
+    workdir: Path = paths.TRITON_WORKDIR
     log_file: Optional[Path] = None
     extra_args: List[str] = field(default_factory=list)
     process: Optional[subprocess.Popen] = None
@@ -192,45 +193,86 @@ class TritonServer:
 
         Triton fails a whole model when one of its versions fails to load.
         Here a model with a broken version is loaded again limited to its
-        other versions, and models that depend on it (the ensemble) after it.
+        other versions, and models that depend on it (the ensemble) after it;
+        an ensemble whose pinned version is gone falls back as a whole.
         """
-        from google.protobuf import json_format
-
-        from export.repository import versions
-        from export.triton_config import parse
         headers = {ADMIN_HEADER: self.admin_key}
         admin = self._admin()
         try:
-            index = admin.get_model_repository_index(headers=headers)
             broken: dict = {}
-            for entry in index:
-                if entry.get('state') == 'UNAVAILABLE' and entry.get('version'):
+            for entry in admin.get_model_repository_index(headers=headers):
+                if (entry.get('state') == 'UNAVAILABLE' and entry.get('version')
+                        and self._config(entry['name']).platform != 'ensemble'):
                     reason = (entry.get('reason') or 'unknown').strip()
                     broken.setdefault(entry['name'], {})[int(entry['version'])] = \
                         reason.splitlines()[0]
             lines = []
             for name, failed in broken.items():
-                model_dir = Path(self.repository) / name
-                good = [v for v in versions(model_dir) if v not in failed]
                 for version, reason in sorted(failed.items()):
                     lines.append(f'model {name} version {version} failed to '
                                  f'load: {reason}')
+                good = [v for v in self._versions(name) if v not in failed]
                 if good:
-                    config = parse((model_dir / 'config.pbtxt').read_text())
-                    config.version_policy.specific.versions[:] = good
-                    admin.load_model(name, headers=headers,
-                                     config=json_format.MessageToJson(config))
+                    self._load(admin, name, versions=good)
                     lines.append(f'model {name}: serving version(s) {good}')
             for entry in admin.get_model_repository_index(headers=headers):
                 if entry.get('state') != 'READY' and entry['name'] not in broken:
                     try:
-                        admin.load_model(entry['name'], headers=headers)
+                        self._load(admin, entry['name'])
                     except Exception as exc:  # tritonclient's own types
-                        lines.append(f'model {entry["name"]} is not '
-                                     f'available: {str(exc).splitlines()[0]}')
+                        lines.append(self._fall_back(admin, entry['name'],
+                                                     broken, exc))
             return lines
         finally:
             admin.close()
+
+    def _versions(self, name: str) -> List[int]:
+        from export.repository import versions
+        return versions(Path(self.repository) / name)
+
+    def _config(self, name: str):
+        from export.triton_config import parse
+        return parse((Path(self.repository) / name / 'config.pbtxt').read_text())
+
+    def _load(self, admin, name: str, versions: Optional[List[int]] = None,
+              config=None) -> None:
+        """Load ``name``, limited to ``versions`` or with ``config`` given."""
+        from google.protobuf import json_format
+        if versions is not None:
+            config = self._config(name)
+            config.version_policy.specific.versions[:] = versions
+        admin.load_model(name, headers={ADMIN_HEADER: self.admin_key},
+                         config=None if config is None
+                         else json_format.MessageToJson(config))
+
+    def _fall_back(self, admin, name: str, broken: dict,
+                   exc: Exception) -> str:
+        """An ensemble pins one version of every step (the export keeps a
+        detector, its preprocessing and its class list together): when that
+        version cannot load, serve the newest version all steps have whole."""
+        unavailable = f'model {name} is not available: {str(exc).splitlines()[0]}'
+        config = self._config(name)
+        steps = config.ensemble_scheduling.step
+        if config.platform != 'ensemble' or not steps:
+            return unavailable
+        common = set.intersection(*(
+            {v for v in self._versions(s.model_name)
+             if v not in broken.get(s.model_name, {})} for s in steps))
+        if not common:
+            return unavailable
+        version = max(common)
+        try:
+            for model in {s.model_name for s in steps}:
+                self._load(admin, model, versions=[version])
+            for s in steps:
+                s.model_version = version
+            self._load(admin, name, config=config)
+        except Exception as again:  # tritonclient's own types
+            return f'{unavailable}; version {version} neither: ' \
+                   f'{str(again).splitlines()[0]}'
+        return (f'model {name}: serving version {version} of '
+                f'{", ".join(s.model_name for s in steps)} (the pinned '
+                'version is not available)')
 
     def last_error(self) -> str:
         lines = self.log_file.read_text(errors='replace').splitlines()

@@ -1,15 +1,18 @@
 """Triton Python model: the detector's outputs -> boxes in original pixels.
 
-Copied into the repository as ``<name>_postprocess/<version>/model.py``.
-Each image's detections are padded to the longest in the request;
-``num_detections`` says how many are real.
+Published as ``<name>_postprocess/<N>/model.py``, N being the version of the
+detector whose outputs it reads, beside ``parameters.json`` (that export's
+class names and score threshold) and copies of the ``detection`` package and
+the wire contract. The outputs are packed by the wire contract: each image's
+rows padded to the longest in the request, ``NUM_DETECTIONS`` real.
 """
 import json
+import os
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
+from triton_frcnn import wire
 
-from detection.postprocess import postprocess
+from detection.postprocess import DETECTOR_OUTPUTS, postprocess
 
 
 def _tensor(request, name):
@@ -19,34 +22,20 @@ def _tensor(request, name):
 class TritonPythonModel:
 
     def initialize(self, args):
-        config = json.loads(args['model_config'])
-        params = config['parameters']
-        self.classes = np.asarray(
-            [c.encode() for c in json.loads(params['classes']['string_value'])],
-            dtype=object)
-        self.score_thr = float(params['score_threshold']['string_value'])
+        with open(os.path.join(os.path.dirname(__file__), 'parameters.json')) as f:
+            params = json.load(f)
+        self.classes = [name.encode() for name in params['classes']]
+        self.score_thr = float(params['score_threshold'])
 
     def execute(self, requests):
         return [self._one(request) for request in requests]
 
     def _one(self, request):
-        dets, labels = _tensor(request, 'dets'), _tensor(request, 'labels')
+        dets, labels = (_tensor(request, name) for name in DETECTOR_OUTPUTS)
         scales, oris = _tensor(request, 'scale_factor'), _tensor(request, 'ori_shape')
         found = [postprocess(d, l, tuple(s), tuple(int(v) for v in o),
                              self.score_thr)
                  for d, l, s, o in zip(dets, labels, scales, oris)]
-        width = max(len(f) for f in found)
-        boxes = np.zeros((len(found), width, 4), np.float32)
-        scores = np.zeros((len(found), width), np.float32)
-        classes = np.full((len(found), width), -1, np.int64)
-        names = np.full((len(found), width), b'', dtype=object)
-        for i, f in enumerate(found):
-            n = len(f)
-            boxes[i, :n], scores[i, :n], classes[i, :n] = f.boxes, f.scores, f.labels
-            names[i, :n] = self.classes[f.labels]
-        count = np.asarray([[len(f)] for f in found], np.int32)
         return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor('BOXES', boxes), pb_utils.Tensor('SCORES', scores),
-            pb_utils.Tensor('CLASSES', classes),
-            pb_utils.Tensor('CLASS_NAMES', names),
-            pb_utils.Tensor('NUM_DETECTIONS', count)])
+            pb_utils.Tensor(name, array)
+            for name, array in wire.pack(found, self.classes).items()])

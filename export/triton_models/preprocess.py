@@ -1,46 +1,43 @@
 """Triton Python model: encoded image bytes -> the detector's inputs.
 
-Copied into the repository as ``<name>_preprocess/<version>/model.py``
-beside a copy of the ``detection`` package (the Python backend puts the
-version folder on sys.path), so the repository is
-self-contained. Its parameters (mean, std, scale, padding) were read from the
-mmdet config at export time.
+Published as ``<name>_preprocess/<N>/model.py``, N being the version of the
+detector it prepares images for, beside ``parameters.json`` (that export's
+mean, std, scale and padding, read from its mmdet config) and copies of the
+``detection`` package and the wire contract (the Python backend puts the
+version folder on sys.path), so the repository is self-contained.
 """
 import json
+import os
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
+from triton_frcnn.wire import IMAGE
 
-from detection.preprocess import (ImageError, Preprocessing, batch,
-                                  decode, prepare)
+from detection.preprocess import (PREPROCESSED, BatchError, ImageError,
+                                  Preprocessing, batch, decode, prepare)
 
 
 class TritonPythonModel:
 
     def initialize(self, args):
-        config = json.loads(args['model_config'])
-        params = json.loads(
-            config['parameters']['preprocessing']['string_value'])
-        self.params = Preprocessing.from_dict(params)
+        with open(os.path.join(os.path.dirname(__file__), 'parameters.json')) as f:
+            self.params = Preprocessing.from_dict(json.load(f))
 
     def execute(self, requests):
         return [self._one(request) for request in requests]
 
     def _one(self, request):
-        images = pb_utils.get_input_tensor_by_name(request, 'IMAGE').as_numpy()
+        images = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()
+        limits = self.params.max_pixels, self.params.max_bytes
         try:
-            prepared = [prepare(decode(bytes(item[0]), self.params.max_pixels,
-                                       self.params.max_bytes),
-                                self.params) for item in images]
-            tensors, img_shapes = batch(prepared)
-        except (ImageError, ValueError) as exc:
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f'bad image: {exc}'))
-        scale = np.asarray([p.scale_factor for p in prepared], np.float32)
-        ori = np.asarray([p.ori_shape for p in prepared], np.float32)
+            tensors = batch([prepare(decode(bytes(item[0]), *limits), self.params)
+                             for item in images])
+        except ImageError as exc:
+            return failed(f'bad image: {exc}')
+        except BatchError as exc:
+            return failed(f'bad request: {exc}')
         return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor('input', tensors),
-            pb_utils.Tensor('img_shape', img_shapes),
-            pb_utils.Tensor('scale_factor', scale),
-            pb_utils.Tensor('ori_shape', ori),
-        ])
+            pb_utils.Tensor(name, tensors[name]) for name in PREPROCESSED])
+
+
+def failed(message):
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
