@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
+from detection import paths
 
 
 def latency_stats(latencies: Sequence[float], wall: float, count: int) -> Dict:
@@ -59,11 +59,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='python -m bench', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('-c', '--config', type=Path,
-                   default=ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+                   default=paths.R50_CONFIG)
     p.add_argument('-w', '--checkpoint', type=Path,
-                   default=ROOT / 'checkpoints/random_r50_fpn_seed0.pth')
+                   default=paths.RANDOM_R50_CHECKPOINT)
     p.add_argument('--images', type=Path, nargs='+',
-                   default=[ROOT / 'assets/samples'])
+                   default=[paths.SAMPLES])
     p.add_argument('-m', '--name', default='bench')
     p.add_argument('-r', '--repository', type=Path,
                    help='the bench\'s own repository (default: '
@@ -77,179 +77,199 @@ def parse_args(argv=None):
     p.add_argument('--variant-concurrency', type=int, nargs='+', default=[2],
                    help='perf_analyzer concurrency for the instance, thread '
                    'and batching-delay variants of the fp32 detector')
-    p.add_argument('--out', type=Path, default=ROOT / 'results' / 'bench')
+    p.add_argument('--out', type=Path, default=paths.RESULTS / 'bench')
     return p.parse_args(argv)
+
+
+FORMATS = (('fp32', 'onnxruntime'), ('int8', 'onnxruntime-int8'),
+           ('openvino', 'openvino'))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    repository = args.repository or args.out / 'model_repository'
-    from client import TritonDetector
-    from detection.images import image_files
-    from detection.preprocess import Preprocessing, decode, prepare
-    from detection.runtime import OnnxDetector, for_version
-    from export import model as detector_model
     from export.__main__ import setup_logging
     from export.errors import ExportError
-    from export.parity import mmdet_detections
-    from export.pipeline import Request, ensure
-    from serve.server import TritonServer
-
-    from . import ort_options, perf_analyzer, serving_variants
-    from .floor import model_gflops, peak_gflops
+    from serve.server import ServerError
+    from triton_frcnn.files import image_files
 
     setup_logging(verbose=False)
     images = image_files(args.images)
     payloads = [p.read_bytes() for p in images]
+    try:
+        requests, exports, model = export_all(args, images)
+        params = preprocessing_of(exports['fp32'])
+        with tempfile.TemporaryDirectory(prefix='bench-') as tmp:
+            work = Path(tmp)
+            rows, load = in_process(model, exports, params, images, payloads,
+                                    args.rounds, work)
+            served, perf_note = served_paths(requests, payloads, params, args,
+                                             work)
+    except (ExportError, ServerError) as exc:
+        print(f'bench: error: {exc}', file=sys.stderr)
+        return 1
+    from .report import write
+    report = summarise(args, images, model, params, payloads,
+                       {**rows, **served}, perf_note, load)
+    write(report, args.out)
+    print((args.out / 'bench.md').read_text())
+    return 0
+
+
+def export_all(args, images):
+    """The three formats exported (or reused) into the bench's own
+    repository, and the mmdet model for the PyTorch path.
+
+    The int8 model's speed does not depend on its weights' values, but random
+    weights cannot pass the mAP gate: it is exported ungated, into this
+    scratch repository only (`make eval` judges int8 accuracy on the trained
+    demo detector)."""
+    from export import model as detector_model
+    from export.pipeline import Request, ensure
+    repository = args.repository or args.out / 'model_repository'
     if not args.checkpoint.exists():
         from export.random_checkpoint import make
         make(args.config, args.checkpoint)
-    # The int8 model's speed does not depend on its weights' values, but
-    # random weights cannot pass the mAP gate: it is exported ungated, into
-    # this scratch repository only (`make eval` judges int8 accuracy on the
-    # trained demo detector).
     requests = {key: Request(
         config=args.config, checkpoint=args.checkpoint, images=images,
         name=args.name, repository=repository, format=fmt,
-        calibration=images, accuracy_gate=False)
-        for key, fmt in (('fp32', 'onnxruntime'), ('int8', 'onnxruntime-int8'),
-                         ('openvino', 'openvino'))}
-    try:
-        exports = {precision: ensure(request)
-                   for precision, request in requests.items()}
-        model, _ = detector_model.load(args.config, args.checkpoint)
-    except ExportError as exc:
-        print(f'bench: error: {exc}', file=sys.stderr)
-        return 1
-    meta = json.loads((exports['fp32'] / 'metadata.json').read_text())
-    params = Preprocessing.from_dict(meta['preprocessing'])
+        calibration=images, accuracy_gate=False) for key, fmt in FORMATS}
+    exports = {key: ensure(request) for key, request in requests.items()}
+    return requests, exports, detector_model.load(args.config,
+                                                  args.checkpoint)[0]
+
+
+def preprocessing_of(version_dir: Path):
+    from detection.preprocess import Preprocessing
+    meta = json.loads((version_dir / 'metadata.json').read_text())
+    return Preprocessing.from_dict(meta['preprocessing'])
+
+
+def in_process(model, exports, params, images, payloads, rounds: int,
+               work: Path):
+    """PyTorch, preprocessing alone, ONNX Runtime (and its session-option
+    variants), int8 and OpenVINO, one image at a time; and session load
+    times with and without the saved optimised model."""
+    from detection.preprocess import decode, prepare
+    from detection.runtime import OnnxDetector, for_version
+    from export.parity import mmdet_detections
+
+    from . import ort_options
     fp32 = exports['fp32'] / 'model.onnx'
+    variants = ort_options.variants(fp32, work)
+    load = {'model.onnx, full optimisation': ort_options.load_seconds(
+                fp32, ort_options.session_options()),
+            'saved optimised model': ort_options.load_seconds(
+                *variants['saved optimised model'])}
+    by_payload = dict(zip(payloads, images))  # mmdet reads the file
+    calls = {'pytorch': lambda b: mmdet_detections(model, by_payload[b]),
+             'preprocessing only': lambda b: prepare(decode(b), params),
+             'onnxruntime': OnnxDetector(fp32, params)}
+    calls.update({f'onnxruntime {name}': OnnxDetector(path, params,
+                                                      options=options)
+                  for name, (path, options) in variants.items()})
+    calls['onnxruntime int8'] = for_version(exports['int8'])
+    calls['openvino'] = for_version(exports['openvino'])
+    rows = {}
+    with tqdm(total=len(payloads) * rounds * len(calls), unit='img',
+              desc='in process', file=sys.stderr) as bar:
+        for name in list(calls):
+            rows[name] = timed(calls.pop(name), payloads, rounds, 1, bar)
+    return rows, load
 
-    paths: Dict[str, Dict] = {}
-    with tempfile.TemporaryDirectory(prefix='bench-') as tmp:
-        work = Path(tmp)
-        variants = ort_options.variants(fp32, work)
-        load = {'model.onnx, full optimisation': ort_options.load_seconds(
-                    fp32, ort_options.session_options()),
-                'saved optimised model': ort_options.load_seconds(
-                    *variants['saved optimised model'])}
-        in_process = {'onnxruntime': OnnxDetector(fp32, params)}
-        in_process.update({f'onnxruntime {name}': OnnxDetector(
-            path, params, options=options)
-            for name, (path, options) in variants.items()})
-        in_process['onnxruntime int8'] = for_version(exports['int8'])
-        in_process['openvino'] = for_version(exports['openvino'])
-        served = [(requests['fp32'].served_name, '', c) for c in args.concurrency]
-        served += [(requests[key].served_name, f' {key}', c)
-                   for key in ('int8', 'openvino')
-                   for c in args.other_concurrency]
 
-        per_path = len(payloads) * args.rounds
-        total = per_path * (2 + len(in_process) + len(served))
-        with tqdm(total=total, unit='img', desc='bench', file=sys.stderr) as bar:
-            by_payload = dict(zip(payloads, images))  # mmdet reads the file
-            paths['pytorch'] = timed(
-                lambda b: mmdet_detections(model, by_payload[b]),
-                payloads, args.rounds, 1, bar)
-            paths['preprocessing only'] = timed(
-                lambda b: prepare(decode(b), params), payloads, args.rounds, 1,
-                bar)
-            for name, detector in in_process.items():
-                paths[name] = timed(detector, payloads, args.rounds, 1, bar)
-            del in_process
-            unstable: List[str] = []
-            sample = prepare(decode(payloads[0]), params)  # perf_analyzer's
-            server = TritonServer.on_free_ports(repository)
-            server.start()
-            url = f'127.0.0.1:{server.grpc_port}'
-            try:
-                for name, label, c in served:
-                    with TritonDetector(url, name, wait=60) as det:
-                        paths[f'triton{label} c={c}'] = timed(
-                            det.infer_bytes, payloads, args.rounds, c, bar)
-                reason = perf_analyzer.unavailable()
-                if reason is None:
-                    bar.set_description('perf_analyzer')
-                    for key, request in requests.items():
-                        label = '' if key == 'fp32' else f' {key}'
-                        paths.update(perf_analyzer.run(
-                            url, request.detector_name, sample,
-                            args.perf_concurrency, work, label))
-                        unstable += [f'{key} c={c}'
-                                     for c in args.perf_concurrency
-                                     if f'perf_analyzer{label} c={c}' not in paths]
-            except perf_analyzer.PerfAnalyzerError as exc:
-                reason = str(exc)
-            finally:
-                server.stop()
-            if reason is None:
-                bar.set_description('serving variants')
-                try:
-                    paths.update(serving_variants.measure(
-                        repository, requests['fp32'].detector_name, sample,
-                        args.variant_concurrency, work))
-                except perf_analyzer.PerfAnalyzerError as exc:
-                    reason = str(exc)
+def served_paths(requests, payloads, params, args, work: Path):
+    """Triton through the client at each concurrency, perf_analyzer on each
+    detector, then the serving variants; rows and what perf_analyzer said."""
+    from detection.preprocess import decode, prepare
+    from tools.stack import served
 
+    from . import perf_analyzer, serving_variants
+    levels = [(requests['fp32'].served_name, '', c) for c in args.concurrency]
+    levels += [(requests[key].served_name, f' {key}', c)
+               for key in ('int8', 'openvino') for c in args.other_concurrency]
+    sample = prepare(decode(payloads[0]), params)  # perf_analyzer's input
+    repository = requests['fp32'].repository
+    rows: Dict[str, Dict] = {}
+    unstable: List[str] = []
+    reason = perf_analyzer.unavailable()
+    with served(repository) as stack, tqdm(
+            total=len(payloads) * args.rounds * len(levels), unit='img',
+            desc='triton', file=sys.stderr) as bar:
+        for name, label, c in levels:
+            with stack.detector(name) as det:
+                rows[f'triton{label} c={c}'] = timed(
+                    det.infer_bytes, payloads, args.rounds, c, bar)
+        try:
+            for key, request in requests.items() if reason is None else ():
+                label = '' if key == 'fp32' else f' {key}'
+                rows.update(perf_analyzer.run(
+                    stack.grpc_url, request.detector_name, sample,
+                    args.perf_concurrency, work, label))
+                unstable += [f'{key} c={c}' for c in args.perf_concurrency
+                             if f'perf_analyzer{label} c={c}' not in rows]
+        except perf_analyzer.PerfAnalyzerError as exc:
+            reason = str(exc)
+    try:
+        if reason is None:
+            rows.update(serving_variants.measure(
+                repository, requests['fp32'].detector_name, sample,
+                args.variant_concurrency, work))
+    except perf_analyzer.PerfAnalyzerError as exc:
+        reason = str(exc)
+    return rows, reason or ('ran' + (
+        f'; no stable measurement at {", ".join(unstable)}' if unstable else ''))
+
+
+def summarise(args, images, model, params, payloads, rows: Dict[str, Dict],
+              perf_note: str, load: Dict) -> Dict:
+    """The report: every row, the FLOPs and the machine's peak, the ratios."""
+    from detection.preprocess import decode, prepare
+
+    from .floor import model_gflops, peak_gflops
     sizes = [prepare(decode(p), params).tensor.shape[1:] for p in payloads]
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))
-    peak = peak_gflops()
-    top = max(peak.values())
+    top = max((peak := peak_gflops()).values())
 
-    def achieved(path: str) -> float:
-        """GFLOP/s of an in-process path, preprocessing included."""
-        return gflops * paths[path]['throughput_ips']
+    def ips(path: str) -> float:
+        return rows[path]['throughput_ips']
 
-    def best(prefix: str) -> Dict:
-        return max((v for k, v in paths.items() if k.startswith(prefix)),
-                   key=lambda v: v['throughput_ips'])
-    best_triton = best('triton c=')
+    def best(prefix: str) -> float:
+        return max(v['throughput_ips'] for k, v in rows.items()
+                   if k.startswith(prefix))
 
     def ratio(a: float, b: float) -> float:
         return round(a / b, 3)
 
-    report = {
+    return {
         'images': [p.name for p in images], 'rounds': args.rounds,
-        'model': str(args.config.name), 'paths': paths,
-        'perf_analyzer': reason or ('ran' + (
-            f'; no stable measurement at {", ".join(unstable)}'
-            if unstable else '')),
-        'session_load_seconds': load,
+        'model': str(args.config.name), 'paths': rows,
+        'perf_analyzer': perf_note, 'session_load_seconds': load,
         'model_gflop_per_image': round(gflops, 1),
         'machine_peak_gflops': peak,
-        'onnxruntime_achieved_gflops': round(achieved('onnxruntime'), 1),
-        'onnxruntime_fraction_of_peak': round(achieved('onnxruntime') / top, 3),
-        'openvino_achieved_gflops': round(achieved('openvino'), 1),
-        'openvino_fraction_of_peak': round(achieved('openvino') / top, 3),
+        'onnxruntime_achieved_gflops': round(gflops * ips('onnxruntime'), 1),
+        'onnxruntime_fraction_of_peak': round(gflops * ips('onnxruntime') / top, 3),
+        'openvino_achieved_gflops': round(gflops * ips('openvino'), 1),
+        'openvino_fraction_of_peak': round(gflops * ips('openvino') / top, 3),
         'ratios': {
             'triton_c1_latency_vs_onnxruntime': ratio(
-                paths['triton c=1']['p50_ms'], paths['onnxruntime']['p50_ms']),
-            'triton_best_throughput_vs_pytorch': ratio(
-                best_triton['throughput_ips'], paths['pytorch']['throughput_ips']),
-            'onnxruntime_throughput_vs_pytorch': ratio(
-                paths['onnxruntime']['throughput_ips'],
-                paths['pytorch']['throughput_ips']),
-            'int8_throughput_vs_fp32': ratio(
-                paths['onnxruntime int8']['throughput_ips'],
-                paths['onnxruntime']['throughput_ips']),
+                rows['triton c=1']['p50_ms'], rows['onnxruntime']['p50_ms']),
+            'triton_best_throughput_vs_pytorch': ratio(best('triton c='),
+                                                       ips('pytorch')),
+            'onnxruntime_throughput_vs_pytorch': ratio(ips('onnxruntime'),
+                                                       ips('pytorch')),
+            'int8_throughput_vs_fp32': ratio(ips('onnxruntime int8'),
+                                             ips('onnxruntime')),
             'triton_int8_best_throughput_vs_pytorch': ratio(
-                best('triton int8 c=')['throughput_ips'],
-                paths['pytorch']['throughput_ips']),
-            'openvino_throughput_vs_onnxruntime': ratio(
-                paths['openvino']['throughput_ips'],
-                paths['onnxruntime']['throughput_ips']),
+                best('triton int8 c='), ips('pytorch')),
+            'openvino_throughput_vs_onnxruntime': ratio(ips('openvino'),
+                                                        ips('onnxruntime')),
             'triton_openvino_best_throughput_vs_pytorch': ratio(
-                best('triton openvino c=')['throughput_ips'],
-                paths['pytorch']['throughput_ips']),
+                best('triton openvino c='), ips('pytorch')),
             'preprocessing_share_of_onnxruntime': ratio(
-                paths['preprocessing only']['p50_ms'],
-                paths['onnxruntime']['p50_ms']),
+                rows['preprocessing only']['p50_ms'],
+                rows['onnxruntime']['p50_ms']),
         },
     }
-    from .report import write
-    write(report, args.out)
-    print((args.out / 'bench.md').read_text())
-    return 0
 
 
 if __name__ == '__main__':

@@ -16,10 +16,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from detection import paths
 from detection.preprocess import Prepared
 
-ROOT = Path(__file__).resolve().parent.parent
-HOME = ROOT / '.venv' / 'perf_analyzer'   # scripts/setup.sh installs it here
+HOME = paths.PERF_ANALYZER
 BINARY = HOME / 'bin' / 'perf_analyzer'
 UNSTABLE = 'Failed to obtain stable measurement'
 

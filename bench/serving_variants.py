@@ -13,7 +13,7 @@ from typing import Dict, Sequence
 
 from detection.preprocess import Prepared
 from export import triton_config
-from serve.server import TritonServer
+from tools.stack import served
 
 from . import perf_analyzer
 
@@ -46,10 +46,10 @@ def measure(repository: Path, detector: str, sample: Prepared,
     try:
         for label, settings in VARIANTS.items():
             configure(config_path, **settings)
-            with TritonServer.on_free_ports(repository) as server:
+            with served(repository) as stack:
                 rows.update(perf_analyzer.run(
-                    f'127.0.0.1:{server.grpc_port}', detector, sample,
-                    concurrency, work, label=f' [{label}]'))
+                    stack.grpc_url, detector, sample, concurrency, work,
+                    label=f' [{label}]'))
     finally:
         config_path.write_text(original)
     return rows

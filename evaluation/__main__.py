@@ -19,9 +19,8 @@ from typing import Dict
 
 from tqdm import tqdm
 
-from .coco import METRICS, CocoSplit
-
-ROOT = Path(__file__).resolve().parent.parent
+from detection import paths
+from detection.coco import METRICS, CocoSplit
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,11 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='int8: images or folders to calibrate on (not the '
                    'evaluated ones)')
     p.add_argument('-r', '--repository', type=Path,
-                   default=ROOT / 'model_repository')
+                   default=paths.MODEL_REPOSITORY)
     p.add_argument('--limit', type=int, default=0,
                    help='first N images only (0: all)')
     p.add_argument('--concurrency', type=int, default=2)
-    p.add_argument('--out', type=Path, default=ROOT / 'results' / 'eval.json')
+    p.add_argument('--out', type=Path, default=paths.RESULTS / 'eval.json')
     return p.parse_args(argv)
 
 
@@ -74,16 +73,16 @@ def table(rows: Dict[str, Dict[str, float]], reference: str) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from client import TritonDetector
     from export import model as detector_model
     from export.__main__ import setup_logging
     from export.errors import ExportError
     from export.formats import FORMATS
     from export.parity import mmdet_detections
-    from export.pipeline import Request, ensure
-    from serve.server import ServerError, TritonServer
+    from export.pipeline import Request
+    from serve.server import ServerError
+    from tools.stack import served
+    from triton_frcnn.files import image_files, write_atomic
 
-    from detection.images import image_files
     from detection.runtime import for_version
 
     setup_logging(verbose=False)
@@ -96,33 +95,24 @@ def main(argv=None) -> int:
         accuracy_images=args.images, accuracy_limit=args.limit)
         for fmt in args.formats]
     try:
-        exports = {r.format: ensure(r) for r in requests}
-        model, _ = detector_model.load(args.config, args.checkpoint)
-    except ExportError as exc:
+        with served(args.repository, requests) as stack:
+            model, _ = detector_model.load(args.config, args.checkpoint)
+            runs = {'pytorch (mmdet)': run_path(
+                'pytorch', split, lambda p: mmdet_detections(model, p))}
+            for request in requests:
+                fmt = FORMATS[request.format]
+                name = f'{fmt.backend} {fmt.precision}'
+                runs[name] = run_path(
+                    name, split, for_version(stack.exports[request.served_name]))
+            for request in requests:
+                name = f'triton {request.served_name}'
+                with stack.detector(request.served_name) as detector:
+                    runs[name] = run_path(name, split, detector,
+                                          args.concurrency)
+    except (ExportError, ServerError) as exc:
         print(f'eval: error: {exc}', file=sys.stderr)
         return 1
     classes = model.dataset_meta['classes']
-
-    runs = {'pytorch (mmdet)': run_path(
-        'pytorch', split, lambda p: mmdet_detections(model, p))}
-    for fmt, version_dir in exports.items():
-        name = f'{FORMATS[fmt].backend} {FORMATS[fmt].precision}'
-        runs[name] = run_path(name, split, for_version(version_dir))
-    server = TritonServer.on_free_ports(args.repository)
-    try:
-        server.start()
-        for request in requests:
-            with TritonDetector(f'127.0.0.1:{server.grpc_port}',
-                                request.served_name, wait=60) as served:
-                runs[f'triton {request.served_name}'] = run_path(
-                    f'triton {request.served_name}', split, served,
-                    args.concurrency)
-    except ServerError as exc:
-        print(f'eval: error: {exc}', file=sys.stderr)
-        return 1
-    finally:
-        server.stop()
-
     stats = {name: split.evaluate(run['detections'], classes)
              for name, run in runs.items()}
     reference = 'pytorch (mmdet)'
@@ -130,14 +120,13 @@ def main(argv=None) -> int:
     report = {
         'config': str(args.config), 'checkpoint': str(args.checkpoint),
         'annotations': str(args.ann), 'images': len(split.image_ids),
-        'exports': {fmt: str(v) for fmt, v in exports.items()},
+        'exports': {name: str(v) for name, v in stack.exports.items()},
         'paths': {name: {**stats[name], 'seconds': runs[name]['seconds']}
                   for name in runs},
         'delta_ap_points': {name: round(stats[name]['AP'] - stats[reference]['AP'], 2)
                             for name in runs},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + '\n')
+    write_atomic(args.out, json.dumps(report, indent=2) + '\n')
     print(f'wrote {args.out}')
     return 0
 

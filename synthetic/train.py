@@ -15,9 +15,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py'
-CHECKPOINT = ROOT / 'checkpoints/demo_r18_fpn_synthetic.pth'
+from detection import paths
 
 
 def package(state: dict, classes, record: dict, out: Path) -> Path:
@@ -31,9 +29,9 @@ def package(state: dict, classes, record: dict, out: Path) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='python -m synthetic.train',
                                 description=__doc__.splitlines()[0])
-    p.add_argument('-c', '--config', type=Path, default=CONFIG)
-    p.add_argument('-o', '--out', type=Path, default=CHECKPOINT)
-    p.add_argument('--work-dir', type=Path, default=ROOT / 'work_dirs/demo')
+    p.add_argument('-c', '--config', type=Path, default=paths.DEMO_CONFIG)
+    p.add_argument('-o', '--out', type=Path, default=paths.DEMO_CHECKPOINT)
+    p.add_argument('--work-dir', type=Path, default=paths.WORK_DIRS / 'demo')
     p.add_argument('--iters', type=int, default=None,
                    help='override the config\'s max_iters')
     p.add_argument('--seed', type=int, default=0)
@@ -57,7 +55,7 @@ def main(argv=None) -> int:
     train_seconds = round(time.time() - start)
     metrics = {k: round(float(v), 4) for k, v in runner.val_loop.run().items()}
     record = {
-        'config': str(args.config.relative_to(ROOT)),
+        'config': str(args.config.relative_to(paths.ROOT)),
         'iterations': cfg.train_cfg.max_iters,
         'batch_size': cfg.train_dataloader.batch_size,
         'seed': args.seed,

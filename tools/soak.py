@@ -1,4 +1,4 @@
-"""python -m client.soak: a bounded load test with every response checked.
+"""python -m tools.soak: a bounded load test with every response checked.
 
 Sends ``--requests`` requests at ``--concurrency`` in flight, cycling through
 the given images, and compares each response with that image's result from a
@@ -19,9 +19,8 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from detection.images import image_files
-
-from .detector import TritonDetector
+from triton_frcnn.client import TritonDetector
+from triton_frcnn.files import image_files, write_atomic
 
 
 @dataclass
@@ -88,7 +87,7 @@ def soak(detector: TritonDetector, images: List[Path], requests: int,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m client.soak', description=__doc__,
+    p = argparse.ArgumentParser(prog='python -m tools.soak', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('images', nargs='+', type=Path)
     p.add_argument('-u', '--url', default='localhost:8001')
@@ -99,39 +98,35 @@ def main(argv=None) -> int:
                    help='start a server on this repository (free ports)')
     p.add_argument('--out', type=Path, default=None, help='JSON report')
     args = p.parse_args(argv)
-    from tqdm import tqdm
-
-    from serve.server import TritonServer
-    server = None
-    if args.start is not None:
-        server = TritonServer.on_free_ports(args.start)
-        server.start()
-        args.url = f'127.0.0.1:{server.grpc_port}'
-    try:
-        images = image_files(args.images)
-        with TritonDetector(args.url, args.model, wait=60) as detector, \
-                tqdm(total=args.requests, unit='req', file=sys.stderr) as bar:
-            before = rss_mb(server.process.pid) if server else None
-            report = soak(detector, images, args.requests, args.concurrency,
-                          bar.update,
-                          memory=(lambda: rss_mb(server.process.pid)) if server
-                          else None)
+    images = image_files(args.images)
+    if args.start is None:
+        with TritonDetector(args.url, args.model, wait=60) as detector:
+            report = run(detector, images, args)
+            report.server_ready_after = detector.client.is_server_ready()
+    else:
+        from .stack import served
+        with served(args.start) as stack, stack.detector(args.model) as detector:
+            pid = stack.server.process.pid
+            before = rss_mb(pid)
+            report = run(detector, images, args, memory=lambda: rss_mb(pid))
             report.server_rss_mb_before = before
-            if server:
-                report.server_rss_mb_after = rss_mb(server.process.pid)
-                report.server_ready_after = server.is_ready()
-            else:
-                report.server_ready_after = detector.client.is_server_ready()
-    finally:
-        if server:
-            server.stop()
-    print(json.dumps(asdict(report), indent=2))
+            report.server_rss_mb_after = rss_mb(pid)
+            report.server_ready_after = stack.server.is_ready()
+    text = json.dumps(asdict(report), indent=2) + '\n'
+    print(text, end='')
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(asdict(report), indent=2) + '\n')
+        write_atomic(args.out, text)
     ok = (report.failed == 0 and report.mismatched == 0
           and report.server_ready_after)
     return 0 if ok else 1
+
+
+def run(detector: TritonDetector, images: List[Path], args,
+        memory: Optional[Callable[[], float]] = None) -> SoakReport:
+    from tqdm import tqdm
+    with tqdm(total=args.requests, unit='req', file=sys.stderr) as bar:
+        return soak(detector, images, args.requests, args.concurrency,
+                    bar.update, memory)
 
 
 if __name__ == '__main__':
