@@ -31,7 +31,7 @@ PYTEST_ARGS ?=
 .PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench clean
 
 setup: $(STAMP)
-$(STAMP): requirements.txt scripts/setup.sh
+$(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml
 	bash scripts/setup.sh
 	touch $@
 
@@ -54,7 +54,7 @@ detect: setup  ## send IMAGES to a running server, annotated copies into RESULTS
 
 demo: setup  ## offline: export the demo detector, serve, detect on val images, stop
 	$(PY) -m synthetic -o $(DATA) --train 0
-	$(PY) -m serve.demo -c $(DEMO_CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
+	$(PY) -m tools.demo -c $(DEMO_CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
 	  -r $(REPOSITORY) --images $(DATA)/val --limit 12 --out $(RESULTS)
 
 data: setup  ## the synthetic shapes dataset (train + val, COCO format)
@@ -72,7 +72,7 @@ eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime/OpenVINO vs Trito
 
 soak: setup  ## 2,000 checked requests at concurrency 16 on the exported repository
 	$(PY) -m synthetic -o $(DATA) --train 0
-	$(PY) -m client.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
+	$(PY) -m tools.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
 	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
 
 bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run

@@ -54,4 +54,6 @@ if ! ldconfig -p | grep -q libb64.so.0d; then
     echo "[setup] warning: not root, libb64-0d not installed; make bench will skip perf_analyzer"
   fi
 fi
+step "the client (./client) and this project, editable, without dependencies"
+pip install --no-deps --no-build-isolation -e ./client -e .
 step "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"

@@ -84,7 +84,7 @@ def exported_demo(exported, tmp_path_factory):
 def val_split(tmp_path_factory):
     """The first 60 images of the val split (the generator is sequential, so
     they are the same images ``make eval`` scores first)."""
-    from evaluation.coco import CocoSplit
+    from detection.coco import CocoSplit
     from synthetic.generate import write_split
     out = tmp_path_factory.mktemp('synthetic')
     ann = write_split(out, 'val', 60, seed=1)
@@ -138,22 +138,27 @@ def mmdet_model(random_checkpoint):
 
 
 @pytest.fixture(scope='session')
-def server(exported, exported_demo, exported_demo_int8, exported_openvino,
-           tmp_path_factory):
-    from serve.server import TritonServer
+def stack(exported, exported_demo, exported_demo_int8, exported_openvino,
+          tmp_path_factory):
+    """The one server of the session, on the repository every export
+    above wrote into."""
+    from tools.stack import served
     request, _ = exported
-    server = TritonServer.on_free_ports(
-        request.repository, workdir=tmp_path_factory.mktemp('triton'))
-    server.start()
-    yield server
-    server.stop()
+    with served(request.repository,
+                workdir=tmp_path_factory.mktemp('triton')) as stack:
+        yield stack
 
 
 @pytest.fixture(scope='session')
-def grpc_url(server) -> str:
-    return f'127.0.0.1:{server.grpc_port}'
+def server(stack):
+    return stack.server
 
 
 @pytest.fixture(scope='session')
-def http_url(server) -> str:
-    return f'127.0.0.1:{server.http_port}'
+def grpc_url(stack) -> str:
+    return stack.grpc_url
+
+
+@pytest.fixture(scope='session')
+def http_url(stack) -> str:
+    return stack.http_url

@@ -2,7 +2,7 @@
 export (in process and served) and the int8 export (in process and served)."""
 from __future__ import annotations
 
-from client import TritonDetector
+from triton_frcnn.client import TritonDetector
 from detection.runtime import for_version
 from evaluation.__main__ import run_path
 from export.parity import mmdet_detections

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from detection.preprocess import batch, decode, prepare
+from detection.preprocess import BatchError, batch, decode, prepare
 from export import parity
 from export.checkpoint import sha256
 from export.triton_config import parse
@@ -117,20 +117,33 @@ def test_metadata_and_labels(exported, random_checkpoint):
     assert meta['classes'] == labels
 
 
-def test_ensemble_models_are_written_beside_the_detector(exported):
-    request, _ = exported
-    repo = request.repository
+def test_ensemble_pins_the_detector_version_on_every_step(exported):
+    """Pre/post are published with the detector's version number, each with
+    its own parameters and code, and the ensemble pins that version."""
+    request, result = exported
+    repo, version = request.repository, int(result.version_dir.name)
     ensemble = parse((repo / 'faster_rcnn' / 'config.pbtxt').read_text())
     assert ensemble.platform == 'ensemble'
-    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
-        'faster_rcnn_preprocess', 'faster_rcnn_detector',
-        'faster_rcnn_postprocess']
-    pre = parse((repo / 'faster_rcnn_preprocess' / 'config.pbtxt').read_text())
-    params = json.loads(pre.parameters['preprocessing'].string_value)
-    assert params['scale'] == [416, 256]
-    assert (repo / 'faster_rcnn_preprocess' / '1' / 'model.py').is_file()
-    assert (repo / 'faster_rcnn_preprocess' / '1' / 'detection' /
-            'preprocess.py').is_file()
+    steps = ensemble.ensemble_scheduling.step
+    assert [(s.model_name, s.model_version) for s in steps] == [
+        ('faster_rcnn_preprocess', version), ('faster_rcnn_detector', version),
+        ('faster_rcnn_postprocess', version)]
+    pre = repo / 'faster_rcnn_preprocess' / str(version)
+    post = repo / 'faster_rcnn_postprocess' / str(version)
+    assert json.loads((pre / 'parameters.json').read_text())['scale'] == [416, 256]
+    labels = (result.version_dir / 'labels.txt').read_text().splitlines()
+    assert json.loads((post / 'parameters.json').read_text())['classes'] == labels
+    for folder in (pre, post):
+        assert (folder / 'model.py').is_file()
+        assert (folder / 'detection' / 'preprocess.py').is_file()
+        assert (folder / 'triton_frcnn' / 'wire.py').read_text() == \
+            (ROOT / 'client/src/triton_frcnn/wire.py').read_text()
+    # the client's tensors, from the one wire contract
+    from triton_frcnn import wire
+    assert [(o.name, list(o.dims)) for o in ensemble.output] == [
+        (t.name, list(t.dims)) for t in wire.OUTPUTS]
+    assert not parse((repo / 'faster_rcnn_postprocess' / 'config.pbtxt')
+                     .read_text()).parameters  # nothing version-specific
 
 
 def run_export(*args):
@@ -215,8 +228,12 @@ def test_parity_failure_fails_the_export_and_writes_nothing(
     assert not list((tmp_path / 'repo').glob('*/.*'))
 
 
-def test_prepare_batches_only_equal_canvases(onnx_detector):
+def test_a_batch_takes_one_padded_size_and_says_so(onnx_detector):
     small = prepare(photo_like(100, 80, 0), onnx_detector.params)
     wide = prepare(photo_like(400, 100, 0), onnx_detector.params)
-    with pytest.raises(ValueError, match='cannot batch'):
+    with pytest.raises(BatchError, match=r'mixed-size batch: its images pad '
+                       r'to 416x128, 320x256.*separate requests'):
         batch([small, wide])
+    with pytest.raises(BatchError, match='empty batch: the request holds no '
+                       'images'):
+        batch([])

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from client import TritonDetector
+from triton_frcnn.client import TritonDetector
 from detection.runtime import for_version
 from export import parity
 from export.triton_config import parse

@@ -16,9 +16,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
 
-from client import TritonDetector
-from client.soak import soak
 from serve.server import TritonServer
+from tools.soak import soak
+from triton_frcnn.client import TritonDetector
 
 from .conftest import ROOT, SAMPLES, photo_like
 
@@ -40,7 +40,7 @@ def bad_inputs() -> dict:
         # must be refused, with the problem named
         'empty': (b'', 'empty image payload'),
         'random bytes': (np.random.default_rng(0).bytes(5000), 'not a decodable'),
-        'truncated jpeg': (jpeg[:len(jpeg) // 3], None),
+        'truncated jpeg': (jpeg[:len(jpeg) // 3], 'truncated or corrupt'),
         'text named .jpg': (b'hello, I am not a picture\n' * 20, 'not a decodable'),
         'bomb': (encoded(Image.new('L', (12000, 8000)), 'PNG'), 'over the limit'),
         # must be served
@@ -160,6 +160,46 @@ def test_a_broken_version_is_reported_and_the_previous_one_serves(
         assert len(det(SAMPLES[0])) > 0
 
 
+def test_a_detector_version_is_only_ever_served_with_its_own_class_list(
+        exported, tmp_path):
+    """Re-export the demo detector with other class names (v2), then break
+    v2: the server falls back to v1 of all three steps, and v1's names come
+    back, never v2's list on the v1 detector."""
+    import torch
+
+    from export.checkpoint import save
+    from export.pipeline import Request, run
+
+    from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG
+    request, _ = exported
+    repo = tmp_path / 'repo'
+    shutil.copytree(request.repository, repo, copy_function=os.link)
+    old = json.loads((repo / 'demo_detector/1/metadata.json').read_text())['classes']
+    renamed = [f'renamed_{name}' for name in old]
+    state = torch.load(DEMO_CHECKPOINT, weights_only=True)
+    checkpoint = save(tmp_path / 'renamed.pth', state['state_dict'], renamed)
+    images = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))[:1]
+    run(Request(config=DEMO_CONFIG, checkpoint=checkpoint, images=images,
+                name='demo', repository=repo))
+    probe = photo_like(320, 256, 11)
+
+    def served_names():
+        server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton')
+        try:
+            server.start()
+            with TritonDetector(f'127.0.0.1:{server.grpc_port}', 'demo') as det:
+                return set(det(probe).names), server.report
+        finally:
+            server.stop()
+    names, report = served_names()
+    assert names and names <= set(renamed), names
+    (repo / 'demo_detector' / '2' / 'model.onnx').write_bytes(b'broken')
+    names, report = served_names()
+    assert names and names <= set(old), names
+    assert ('model demo: serving version 1 of demo_preprocess, demo_detector, '
+            'demo_postprocess') in '\n'.join(report), report
+
+
 def run_client(server, folder, out, *extra):
     return subprocess.Popen(
         [sys.executable, '-m', 'client', '-u', f'127.0.0.1:{server.grpc_port}',
@@ -225,7 +265,7 @@ def test_retries_ride_out_a_server_restart(second_server, tmp_path):
     folder = image_folder(tmp_path / 'images', 'r', 6, seed=500)
     out = tmp_path / 'out'
     second_server.start()
-    proc = run_client(second_server, folder, out, '--retries', '6')
+    proc = run_client(second_server, folder, out, '--retries', '8')  # >= 23 s
     wait_for(lambda: out.exists() and len(list(out.glob('r_*.json'))) >= 1)
     second_server.stop()
     second_server.start()  # same ports: the client's retries reach it again

@@ -11,8 +11,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
 
-from client import ServerUnavailable, TritonDetector
-from client.draw import load_image
+from triton_frcnn.client import ServerUnavailable, TritonDetector
+from triton_frcnn.client.images import load_image
 from export import parity
 
 from .conftest import ROOT, SAMPLES, photo_like
@@ -140,7 +140,7 @@ def test_client_reports_an_unreachable_server_in_one_line(tmp_path):
          '--wait', '1', str(SAMPLES[0])],
         capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith('client: error: cannot use Triton at')
+    assert proc.stderr.strip().startswith('frcnn-detect: error: cannot use Triton at')
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
