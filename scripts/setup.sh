@@ -45,15 +45,20 @@ if [ ! -x "$PERF_TARGET/bin/perf_analyzer" ]; then
 fi
 cudart=$(ls "$VENV"/lib/python3*/site-packages/nvidia_pytriton.libs/libcudart-*.so.12* | head -1)
 mkdir -p "$PERF_TARGET/lib" && ln -sf "$(realpath "$cudart")" "$PERF_TARGET/lib/libcudart.so.12"
-if ! ldconfig -p | grep -q libb64.so.0d; then
-  step "libb64-0d (Debian) for perf_analyzer"
+# Debian packages, root only (CI runs as root): libb64 for perf_analyzer,
+# nginx for make cluster's load balancer (and the tests that start it).
+apt_need() {  # PACKAGE WHO-NEEDS-IT
+  step "$1 (Debian) for $2"
   if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y -q libb64-0d || { apt-get update -q && apt-get install -y -q libb64-0d; }) >/dev/null \
-      || echo "[setup] warning: libb64-0d not installed; make bench will skip perf_analyzer"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1"; }) >/dev/null \
+      || echo "[setup] warning: $1 not installed; $2 will be skipped"
   else
-    echo "[setup] warning: not root, libb64-0d not installed; make bench will skip perf_analyzer"
+    echo "[setup] warning: not root, $1 not installed; $2 will be skipped"
   fi
-fi
+}
+ldconfig -p | grep -q libb64.so.0d || apt_need libb64-0d "perf_analyzer (make bench)"
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || apt_need nginx-light "make cluster"
 step "the client (./client) and this project, editable, without dependencies"
 pip install --no-deps --no-build-isolation -e ./client -e .
 step "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"
