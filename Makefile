@@ -27,8 +27,9 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
+REPLICAS ?= 2
 
-.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench clean
+.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench load cluster scaling clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml
@@ -77,6 +78,15 @@ soak: setup  ## 2,000 checked requests at concurrency 16 on the exported reposit
 
 bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run
 	$(PY) -m bench --out $(RESULTS)/bench
+
+load: setup  ## clients 1..64 on the demo detector and the R50-FPN: throughput, p50/p95/p99, busy
+	$(PY) -m bench.sweep --out $(RESULTS)/load
+
+cluster: setup  ## a deployment's layout on this machine: S3 store, REPLICAS replicas (a core each), nginx; Ctrl-C stops
+	$(PY) -m tools.cluster --replicas $(REPLICAS) -m $(MODEL)
+
+scaling: setup  ## throughput of 2 replicas vs 1 (a core each) through nginx, one run
+	$(PY) -m bench.scaling --out $(RESULTS)/scaling
 
 test: setup  ## the test suite (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)

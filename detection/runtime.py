@@ -51,7 +51,7 @@ class OnnxDetector(Detector):
 
     def __init__(self, model_path: Union[str, Path],
                  params: Preprocessing = Preprocessing(),
-                 providers: Sequence[str] = ('CPUExecutionProvider',),
+                 providers: Sequence = ('CPUExecutionProvider',),
                  options: Optional[ort.SessionOptions] = None):
         """``options``: ONNX Runtime's defaults (all cores, every graph
         optimisation) unless given; ``make bench`` measures the others."""
@@ -92,12 +92,13 @@ class OpenVinoDetector(Detector):
 
 
 def runner(model_path: Union[str, Path], params: Preprocessing,
-           openvino: Optional[Dict[str, str]] = None) -> Detector:
+           openvino: Optional[Dict[str, str]] = None,
+           providers: Sequence = ('CPUExecutionProvider',)) -> Detector:
     """The runtime that serves this file: an OpenVINO IR (``.xml``) or an
-    ONNX graph."""
+    ONNX graph on ``providers``."""
     if Path(model_path).suffix == '.xml':
         return OpenVinoDetector(model_path, params, openvino)
-    return OnnxDetector(model_path, params)
+    return OnnxDetector(model_path, params, providers)
 
 
 def for_version(version_dir: Path) -> Detector:

@@ -11,6 +11,16 @@ from triton_frcnn.files import image_files
 from detection import paths
 from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
+from .store import location
+
+
+def _device(text: str) -> str:
+    from .device import Device
+    try:
+        return str(Device.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     from .formats import FORMATS, table
@@ -28,9 +38,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='model name (int8 and openvino are served as '
                    '<name>_int8 and <name>_openvino beside it); the detector '
                    'is written as <model>_detector (default: %(default)s)')
-    p.add_argument('-r', '--repository', type=Path,
+    p.add_argument('-r', '--repository', type=location,
                    default=paths.MODEL_REPOSITORY,
-                   help='Triton model repository (default: %(default)s)')
+                   help='Triton model repository: a folder, or '
+                   's3://[http(s)://][host:port/]bucket/prefix, credentials '
+                   'from the AWS environment variables (default: %(default)s)')
     p.add_argument('--version', type=int, default=None,
                    help='version folder (default: the next free one)')
     p.add_argument('--images', type=Path, nargs='+', default=[paths.SAMPLES],
@@ -39,7 +51,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='fraction of mmdet\'s top-100 detections ONNX must '
                    'reproduce on every image (default: %(default)s)')
     p.add_argument('--instances', type=int, default=1,
-                   help='Triton instance count')
+                   help='detector instances (default: %(default)s)')
+    p.add_argument('--device', default='cpu', type=_device,
+                   help='where the detector runs: cpu, cuda or cuda:N (GPU: '
+                   'KIND_GPU on device N, CUDA execution provider, exact fp32 '
+                   'with TF32 off, request batching on; parity runs there, '
+                   'so the export host needs that GPU) (default: %(default)s)')
+    p.add_argument('--cpus', type=int, default=None,
+                   help='CPUs of the serving host, shared out between the '
+                   'detector\'s and the pre/post models\' threads (default: '
+                   'this host\'s, affinity and container quota applied)')
+    p.add_argument('--max-queue', type=int, default=64,
+                   help='requests each model may queue; more are refused at '
+                   'once as "server busy" (default: %(default)s)')
+    p.add_argument('--queue-timeout', type=float, default=60.0,
+                   help='seconds a request may wait in a queue before it is '
+                   'refused as busy (default: %(default)s)')
+    p.add_argument('--batch-requests', action=argparse.BooleanOptionalAction,
+                   default=None,
+                   help='let the detector\'s batcher group separate requests '
+                   '(default: on a GPU only; on a CPU a batch costs what its '
+                   'images cost one by one, and every image waits for all)')
     p.add_argument('--trt-accelerator', choices=('FP32', 'FP16'),
                    help='add the TensorRT execution accelerator block to '
                    'the onnxruntime config (GPU hosts)')
@@ -66,6 +98,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.version is not None and args.version < 1:
         p.error('--version must be 1 or more')
+    for flag in ('instances', 'cpus', 'max_queue'):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            p.error(f'--{flag.replace("_", "-")} must be 1 or more')
+    if args.queue_timeout <= 0:
+        p.error('--queue-timeout must be more than 0')
     given = [*args.images, *args.calibration, args.accuracy_ann,
              args.accuracy_images]
     missing = [str(path) for path in given if path and not path.exists()]
@@ -96,6 +133,9 @@ def main(argv=None) -> int:
             images=image_files(args.images), format=args.format,
             name=args.name, repository=args.repository, version=args.version,
             min_parity=args.min_parity, instances=args.instances,
+            device=args.device, cpus=args.cpus, max_queue=args.max_queue,
+            queue_timeout_s=args.queue_timeout,
+            batch_requests=args.batch_requests,
             trt_accelerator=args.trt_accelerator, max_pixels=args.max_pixels,
             max_bytes=args.max_image_bytes,
             calibration=image_files(args.calibration), accuracy_ann=args.accuracy_ann,

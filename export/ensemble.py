@@ -27,12 +27,15 @@ from detection.postprocess import DETECTOR_OUTPUTS
 from detection.preprocess import DETECTOR_INPUTS, PREPROCESSED, Preprocessing
 
 from . import repository, triton_config
+from .capacity import Capacity
 
 TRITON_MODELS = Path(__file__).resolve().parent / 'triton_models'
 # what the Python models import, copied beside them
 CODE = {'detection': Path(detection.__file__).resolve().parent,
         'triton_frcnn/wire.py': Path(wire.__file__).resolve()}
 PARAMETERS = 'parameters.json'  # beside model.py; the models read it
+ENSEMBLE_NOTE = ('An ensemble has no files: its steps, and the version of each '
+                 'it runs, are in ../config.pbtxt.\n')
 # the tensors between the steps (float32 unless said otherwise)
 INTERMEDIATE_DIMS = {'input': [3, -1, -1], 'img_shape': [2],
                      'scale_factor': [2], 'ori_shape': [2],
@@ -66,30 +69,38 @@ def _add(field, tensors: Sequence[wire.Tensor]) -> None:
 
 
 def _python_model(name: str, max_batch_size: int, inputs, outputs,
-                  source: str, parameters: dict) -> Model:
+                  source: str, parameters: dict, capacity: Capacity,
+                  settings: Optional[dict] = None) -> Model:
+    """``parameters``: the version's (parameters.json); ``settings``: the
+    host's, in config.pbtxt."""
     config = mc.ModelConfig(name=name, backend='python',
                             max_batch_size=max_batch_size)
     _add(config.input, inputs)
     _add(config.output, outputs)
+    triton_config.limit_queue(config, capacity)
     config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    for key, value in (settings or {}).items():
+        config.parameters[key].string_value = value
     return Model(config, TRITON_MODELS / source, parameters)
 
 
 def models(name: str, detector: str, version: int, max_batch_size: int,
            params: Preprocessing, classes: Sequence[str],
-           score_threshold: float) -> List[Model]:
+           score_threshold: float, capacity: Capacity) -> List[Model]:
     """Preprocess, postprocess and the ensemble that pins ``version`` of
     them and of ``detector``."""
     pre, post = f'{name}_preprocess', f'{name}_postprocess'
     to_post = ['scale_factor', 'ori_shape']
     preprocess = _python_model(
         pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),
-        'preprocess.py', params.to_dict())
+        'preprocess.py', params.to_dict(), capacity,
+        capacity.preprocess_parameters)
     postprocess = _python_model(
         post, max_batch_size,
         [_intermediate(n) for n in [*DETECTOR_OUTPUTS, *to_post]], wire.OUTPUTS,
         'postprocess.py', {'classes': list(classes),
-                           'score_threshold': float(score_threshold)})
+                           'score_threshold': float(score_threshold)},
+        capacity)
     ensemble = mc.ModelConfig(name=name, platform='ensemble',
                               max_batch_size=max_batch_size)
     _add(ensemble.input, [wire.IMAGE])
@@ -114,8 +125,9 @@ def write(repo: Path, version: int, parts: Sequence[Model]) -> List[Path]:
         model_dir = repository.writable_model_dir(repo, part.config.name)
 
         def fill(folder: Path, part=part) -> None:
-            if part.source is None:
-                return  # an ensemble's version folder is empty
+            if part.source is None:  # object stores keep no empty folders
+                (folder / 'ensemble.txt').write_text(ENSEMBLE_NOTE)
+                return
             shutil.copy2(part.source, folder / 'model.py')
             (folder / PARAMETERS).write_text(json.dumps(part.parameters,
                                                         indent=2) + '\n')
@@ -128,6 +140,8 @@ def write(repo: Path, version: int, parts: Sequence[Model]) -> List[Path]:
                     shutil.copy2(source, folder / target)
         written.append(repository.publish_version(
             model_dir, version if part.source else 1, fill))
+        if part.source is not None:
+            triton_config.serve_only(part.config, version)
         write_atomic(model_dir / 'config.pbtxt',
                      triton_config.to_text(part.config))
     return written

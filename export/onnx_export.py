@@ -1,6 +1,7 @@
 """PyTorch -> ONNX through mmdeploy's exporter, and the graph's checks."""
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from . import shims
 from .errors import ExportError
 
 STANDARD_DOMAINS = ('', 'ai.onnx')
+TRACE_BACKEND = 'onnxruntime'  # its rewriters emit standard ops only
 
 
 def load_deploy_config(path: Path):
@@ -22,7 +24,15 @@ def load_deploy_config(path: Path):
 def export(model: torch.nn.Module, deploy_cfg, sample: Prepared,
            out_prefix: Path) -> Path:
     """Trace ``model`` on one preprocessed image with mmdeploy's rewriters
-    (and the project's, which restore mmdet's semantics) active."""
+    (and the project's, which restore mmdet's semantics) active.
+
+    Always with the rewriters of mmdeploy's ``onnxruntime`` backend, whatever
+    backend the deploy config names: those of its ``tensorrt`` backend emit
+    mmdeploy's own plugins (``MMCVMultiLevelRoiAlign``, ``TRTBatchedNMS``),
+    which neither NVIDIA's Triton nor ONNX Runtime carries. The standard
+    ``RoiAlign`` and ``NonMaxSuppression`` are what TensorRT's ONNX parser
+    reads (as its ``ROIAlign_TRT`` plugin and its NMS layer); the deploy
+    config's other settings (shapes, the engine's profile) still apply."""
     shims.apply()
     from mmdeploy.apis.onnx import export as mmdeploy_export
     from mmdeploy.codebase import import_codebase
@@ -37,6 +47,8 @@ def export(model: torch.nn.Module, deploy_cfg, sample: Prepared,
         img_shape=sample.img_shape, pad_shape=(h, w),
         ori_shape=sample.ori_shape, scale_factor=sample.scale_factor,
         batch_input_shape=(h, w)))]
+    deploy_cfg = copy.deepcopy(deploy_cfg)  # the caller keeps its own
+    deploy_cfg.backend_config = dict(type=TRACE_BACKEND)
     onnx_cfg = deploy_cfg.onnx_config
     inputs = (torch.from_numpy(sample.tensor[None]),
               torch.tensor([sample.img_shape], dtype=torch.float32))

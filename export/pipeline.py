@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   Preprocessing, decode, prepare)
@@ -29,8 +29,10 @@ from triton_frcnn.files import write_atomic
 from . import checkpoint as ckpt
 from . import model as detector_model
 from . import (accuracy, ensemble, onnx_export, openvino_ir, parity, quantize,
-               repository)
+               repository, store)
 from . import triton_config
+from .capacity import Capacity
+from .device import Device
 from .errors import ExportError
 from .formats import FORMATS, Format
 
@@ -52,9 +54,14 @@ class Request:
     min_parity: float = 0.95
     box_tol: float = 0.5
     score_tol: float = 1e-3
-    instances: int = 1
+    instances: int = 1       # detector instances
+    device: str = 'cpu'      # cpu, cuda or cuda:N: where the detector runs
+    cpus: Optional[int] = None  # the serving host's CPUs (default: this host's)
+    max_queue: int = 64      # requests each model may queue; more: "busy"
+    queue_timeout_s: float = 60.0  # longest wait in a queue; longer: "busy"
     trt_accelerator: Optional[str] = None
-    max_queue_delay_us: int = 2000
+    max_queue_delay_us: int = 2000  # the batcher's wait, when it batches
+    batch_requests: Optional[bool] = None  # None: on a GPU only
     max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
     max_bytes: int = DEFAULT_MAX_BYTES
     # int8 only: calibration images, and the annotated set of the mAP gate
@@ -76,10 +83,26 @@ class Request:
     def detector_name(self) -> str:
         return f'{self.served_name}_detector'
 
+    @property
+    def target(self) -> Device:
+        """The device; a TensorRT engine is built for a GPU, cuda:0
+        unless one is named."""
+        device = Device.parse(self.device)
+        return Device('cuda') if FORMATS[self.format].gpu and not device.gpu \
+            else device
+
+    @property
+    def capacity(self) -> Capacity:
+        return Capacity.for_host(self.cpus, detector_instances=self.instances,
+                                 max_queue=self.max_queue,
+                                 queue_timeout_s=self.queue_timeout_s,
+                                 gpu=self.target.gpu,
+                                 batch_requests=self.batch_requests)
+
 
 @dataclass
 class Result:
-    version_dir: Path
+    version_dir: Union[Path, str]  # a folder, or the version's s3:// URL
     matches: List[parity.Match] = field(default_factory=list)
 
 
@@ -118,7 +141,7 @@ def package_versions() -> dict:
 
 def run(request: Request) -> Result:
     fmt: Format = FORMATS[request.format]
-    reason = fmt.unavailable()
+    reason = fmt.unavailable() or request.target.unavailable()
     if reason:
         raise ExportError(reason)
     if not request.images:
@@ -129,6 +152,8 @@ def run(request: Request) -> Result:
         raise ExportError(f'format {fmt.name} needs calibration images '
                           '(--calibration) and an annotated set for its mAP '
                           'gate (--accuracy-ann, --accuracy-images)')
+    if store.is_s3(request.repository):
+        return to_s3(request)
     fresh = not (Path(request.repository) / request.detector_name).exists()
     model_dir = repository.writable_model_dir(request.repository,
                                               request.detector_name)
@@ -139,6 +164,25 @@ def run(request: Request) -> Result:
             with contextlib.suppress(OSError):
                 model_dir.rmdir()
         raise
+
+
+def to_s3(request: Request) -> Result:
+    """Export into a staging folder, then publish it to the S3 repository
+    (checked first: nothing is traced for a store that cannot be written)."""
+    target = store.S3Store(str(request.repository))
+    target.check()
+    version = request.version or max(
+        target.versions(request.detector_name), default=0) + 1
+    with tempfile.TemporaryDirectory(prefix='export-s3-') as staged:
+        result = run(dataclasses.replace(request, repository=Path(staged),
+                                         version=version))
+        with step('upload') as note:
+            keys = target.publish(Path(staged), [request.served_name])
+            note['done'] = (f'{len(keys)} objects to {request.repository}; '
+                            f'configs last, {request.served_name} pinned to '
+                            f'version {version}')
+    return Result(f'{str(request.repository).rstrip("/")}/'
+                  f'{request.detector_name}/{version}', result.matches)
 
 
 @dataclass
@@ -167,7 +211,8 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
         with step('parity') as note:
             matches = check_parity(
                 loaded.model, runner(artifact, loaded.params,
-                                     extra_meta.get('openvino')),
+                                     extra_meta.get('openvino'),
+                                     request.target.providers()),
                 images, decoded, request)
             note['done'] = parity.summary(matches)
         if fmt.precision == 'int8':
@@ -177,7 +222,8 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             extra_meta.update(gated)
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
-                artifact = build_tensorrt(onnx_path, deploy_cfg, work)
+                artifact = build_tensorrt(onnx_path, deploy_cfg, work,
+                                          request.target)
                 note['done'] = f'built {artifact.name} ({_size(artifact)})'
         with step('publish') as note:
             version_dir, note['done'] = publish(
@@ -246,6 +292,7 @@ def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         'opset': deploy_cfg.onnx_config.opset_version,
         'inputs': {t.name: list(t.dims) for t in inputs},
         'outputs': {t.name: list(t.dims) for t in outputs},
+        'device': str(request.target),
         'preprocessing': loaded.params.to_dict(),
         'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
         'classes': list(loaded.classes),
@@ -260,14 +307,15 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
     """The detector version, then the pre/post models of the same version
     and the ensemble pinned to it; the version folder and a summary."""
     inputs, outputs = triton_config.graph_io(onnx_path)
+    capacity = request.capacity
     config = triton_config.detector(
         request.detector_name, fmt, inputs, outputs, canvas_hw(loaded.params),
-        instances=request.instances, gpu=fmt.gpu,
+        capacity, device=request.target,
         max_queue_delay_us=request.max_queue_delay_us,
         trt_accelerator=request.trt_accelerator,
         parameters=extra.get('openvino', {}))
     meta = metadata_record(request, fmt, loaded, deploy_cfg, inputs, outputs,
-                           extra)
+                           {**extra, 'capacity': dataclasses.asdict(capacity)})
 
     def fill(folder: Path) -> None:
         for source, target in zip(_files(artifact),
@@ -277,12 +325,13 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         (folder / 'metadata.json').write_text(json.dumps(meta, indent=2) + '\n')
 
     version_dir = repository.publish_version(model_dir, request.version, fill)
+    triton_config.serve_only(config, int(version_dir.name))
     write_atomic(model_dir / 'config.pbtxt', triton_config.to_text(config))
     served = ensemble.write(request.repository, int(version_dir.name),
                             ensemble.models(
         request.served_name, request.detector_name, int(version_dir.name),
         fmt.max_batch_size, loaded.params, loaded.classes,
-        loaded.cfg.model.test_cfg.rcnn.score_thr))
+        loaded.cfg.model.test_cfg.rcnn.score_thr, capacity))
     weights = _files(version_dir / fmt.filename)[-1]
     return version_dir, (
         f'{version_dir} ({weights.name} {_size(weights)}, labels.txt, '
@@ -352,17 +401,20 @@ def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
     return matches
 
 
-def build_tensorrt(onnx_path: Path, deploy_cfg, work: Path) -> Path:
-    """mmdeploy's ONNX -> TensorRT engine build (GPU hosts only)."""
+def build_tensorrt(onnx_path: Path, deploy_cfg, work: Path,
+                   device: Device) -> Path:
+    """mmdeploy's ONNX -> TensorRT engine build, with the deploy config's
+    profile and precision (GPU hosts with TensorRT only; not run here)."""
     from mmdeploy.apis.tensorrt import onnx2tensorrt
     onnx2tensorrt(str(work), 'end2end.engine', 0, deploy_cfg, str(onnx_path),
-                  device='cuda:0')
+                  device=str(device))
     return work / 'end2end.engine'
 
 
 def ensure(request: Request) -> Path:
     """The newest detector version if it was exported from this checkpoint
-    and config and the ensemble is pinned to it; otherwise export now."""
+    and config for this host's capacity (threads, queues, batching) and the
+    ensemble is pinned to it; otherwise export now."""
     model_dir = Path(request.repository) / request.detector_name
     found = repository.versions(model_dir)
     ensemble_config = Path(request.repository) / request.served_name / 'config.pbtxt'
@@ -375,6 +427,8 @@ def ensure(request: Request) -> Path:
             meta = json.loads(meta_file.read_text())
             if (meta.get('config') == str(request.config)
                     and meta.get('format') == request.format
+                    and meta.get('capacity')
+                    == dataclasses.asdict(request.capacity)
                     and meta.get('checkpoint_sha256')
                     == ckpt.sha256(Path(request.checkpoint))):
                 log.info('up to date: %s was exported from %s', newest,

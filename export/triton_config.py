@@ -13,6 +13,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from .capacity import Capacity
+from .device import Device
 from .formats import Format
 
 # ONNX TensorProto element types -> Triton data types
@@ -48,13 +50,31 @@ def graph_io(onnx_path: Path) -> Tuple[List[Tensor], List[Tensor]]:
     return tensors(graph.input), tensors(graph.output)
 
 
+def limit_queue(config: mc.ModelConfig, capacity: Capacity,
+                max_queue_delay_us: int = 0, batches: bool = False) -> None:
+    """Dynamic batching with the queue cap and wait limit: a request beyond
+    either is refused at once (UNAVAILABLE) rather than left waiting. Unless
+    ``batches``, each execution takes one request (a client's own batch
+    stays whole)."""
+    batching = config.dynamic_batching
+    batching.max_queue_delay_microseconds = max_queue_delay_us if batches else 0
+    if not batches:
+        batching.preferred_batch_size[:] = [1]
+    policy = batching.default_queue_policy
+    policy.max_queue_size = capacity.max_queue
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = int(capacity.queue_timeout_s * 1e6)
+    policy.allow_timeout_override = True
+
+
 def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
              outputs: Sequence[Tensor], warmup_hw: Tuple[int, int],
-             instances: int = 1, gpu: bool = False,
+             capacity: Capacity, device: Device = Device(),
              max_queue_delay_us: int = 2000,
              trt_accelerator: Optional[str] = None,
              parameters: Optional[Dict[str, str]] = None) -> mc.ModelConfig:
-    """The detector's config; ``parameters``: the backend's own settings.
+    """The detector's config; ``parameters``: the backend's own settings,
+    beside the thread budget ``capacity`` gives.
 
     ``trt_accelerator`` ("FP32"/"FP16") adds ONNX Runtime's TensorRT execution
     provider for GPU hosts: the same ONNX file, TensorRT speed, no plugins.
@@ -68,17 +88,24 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         for tensor in spec:
             field.add(name=tensor.name, data_type=tensor.data_type,
                       dims=list(tensor.dims))
-    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
-    config.instance_group.add(
-        count=instances,
-        kind=mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU)
+    limit_queue(config, capacity, max_queue_delay_us,
+                batches=capacity.detector_batches)
+    group = config.instance_group.add(
+        count=capacity.detector_instances,
+        kind=mc.ModelInstanceGroup.KIND_GPU if capacity.gpu
+        else mc.ModelInstanceGroup.KIND_CPU)
+    if device.gpu:
+        group.gpus[:] = [device.index]
     warmup = config.model_warmup.add(name='zeros', batch_size=1)
     for tensor in inputs:
         canvas = iter(warmup_hw)  # the dynamic axes are height, width
         dims = [d if d > 0 else next(canvas) for d in tensor.dims]
         warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
             data_type=tensor.data_type, dims=dims, zero_data=True))
-    for key, value in (parameters or {}).items():
+    settings = {**capacity.detector_parameters(fmt.backend),
+                **(device.parameters() if fmt.backend == 'onnxruntime' else {}),
+                **(parameters or {})}
+    for key, value in settings.items():
         config.parameters[key].string_value = str(value)
     if trt_accelerator:
         accelerator = config.optimization.execution_accelerators \
@@ -86,6 +113,12 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         accelerator.parameters['precision_mode'] = trt_accelerator
         accelerator.parameters['max_workspace_size_bytes'] = str(1 << 30)
     return config
+
+
+def serve_only(config: mc.ModelConfig, version: int) -> None:
+    """Load just this version: a folder that is not listed (a newer one still
+    being uploaded, an older one) is never served by accident."""
+    config.version_policy.specific.versions[:] = [version]
 
 
 def to_text(config: mc.ModelConfig) -> str:

@@ -6,6 +6,10 @@ import signal
 import sys
 from pathlib import Path
 
+from detection import paths
+from export.store import location
+
+from .rollout import Watcher
 from .server import ServerError, TritonServer
 
 
@@ -16,18 +20,27 @@ def _interrupt(signum, frame):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='python -m serve', description=__doc__)
-    p.add_argument('-r', '--repository', type=Path, default=Path('model_repository'))
+    p.add_argument('-r', '--repository', type=location,
+                   default=paths.MODEL_REPOSITORY,
+                   help='a folder, or s3://[host:port/]bucket/prefix (AWS '
+                   'credentials from the environment)')
     p.add_argument('--host', default='127.0.0.1',
                    help='address to bind (default: loopback only)')
     p.add_argument('--http-port', type=int, default=8000)
     p.add_argument('--grpc-port', type=int, default=8001)
     p.add_argument('--metrics-port', type=int, default=8002)
+    p.add_argument('--workdir', type=Path, default=paths.TRITON_WORKDIR,
+                   help='backends and log (one per server on a machine)')
     p.add_argument('--log-file', type=Path, default=None,
-                   help='server log (default: .triton/server.log)')
+                   help='server log (default: WORKDIR/server.log)')
+    p.add_argument('--poll', type=float, default=0, metavar='SECONDS',
+                   help='check the repository this often and roll newly '
+                   'published versions in with no failed request (0: never)')
     args = p.parse_args(argv)
     server = TritonServer(args.repository, host=args.host,
                           http_port=args.http_port, grpc_port=args.grpc_port,
-                          metrics_port=args.metrics_port, log_file=args.log_file)
+                          metrics_port=args.metrics_port, workdir=args.workdir,
+                          log_file=args.log_file)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.start()
@@ -36,6 +49,9 @@ def main(argv=None) -> int:
         print(f'serving {args.repository} on {args.host}: gRPC {args.grpc_port}, '
               f'HTTP {args.http_port}, metrics {args.metrics_port}; '
               f'log {server.log_file}; Ctrl-C stops', flush=True)
+        if args.poll > 0:
+            Watcher(server, args.poll, lambda line: print(
+                f'serve: {line}', file=sys.stderr, flush=True)).start()
         server.process.wait()
         print(f'serve: error: tritonserver exited ({server.process.returncode}); '
               f'see {server.log_file}', file=sys.stderr)

@@ -7,6 +7,7 @@ this interpreter, plus this project's Python-based ``onnxruntime`` backend.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from detection import paths
 
@@ -63,6 +64,12 @@ class Installation:
         return found
 
 
+def needs_gpu(config) -> bool:
+    from tritonclient.grpc import model_config_pb2 as mc
+    return config.platform == 'tensorrt_plan' or any(
+        g.kind == mc.ModelInstanceGroup.KIND_GPU for g in config.instance_group)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -72,7 +79,7 @@ def free_port() -> int:
 @dataclass
 class TritonServer:
     """One ``tritonserver`` process; a context manager that stops it."""
-    repository: Path
+    repository: Union[Path, str]  # a folder, or an s3:// URL tritonserver reads
     host: str = '127.0.0.1'
     http_port: int = 8000
     grpc_port: int = 8001
@@ -86,9 +93,11 @@ class TritonServer:
     # nobody else can load or unload models.
     admin_key: str = field(default_factory=lambda: secrets.token_hex(16))
     report: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)  # need a GPU, none here
 
     @classmethod
-    def on_free_ports(cls, repository: Path, **kwargs) -> 'TritonServer':
+    def on_free_ports(cls, repository: Union[Path, str],
+                      **kwargs) -> 'TritonServer':
         """A server for one program's own use (demo, eval, bench, tests)."""
         return cls(repository, http_port=free_port(), grpc_port=free_port(),
                    metrics_port=free_port(), **kwargs)
@@ -114,11 +123,14 @@ class TritonServer:
         return backends
 
     def command(self, install: Installation, backends: Path) -> List[str]:
+        load = (['--load-model=*'] if not self.skipped else
+                [f'--load-model={m}' for m in self.store.models()
+                 if m not in self.skipped])
         return [
             str(install.binary),
-            f'--model-repository={Path(self.repository).resolve()}',
+            f'--model-repository={self.location}',
             f'--backend-directory={backends.resolve()}',
-            '--model-control-mode=explicit', '--load-model=*',
+            '--model-control-mode=explicit', *load,
             '--exit-on-error=false', '--strict-readiness=false',
             f'--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}='
             f'{self.admin_key}',
@@ -155,9 +167,8 @@ class TritonServer:
             return False
 
     def start(self, timeout: float = 180) -> 'TritonServer':
-        if not Path(self.repository).is_dir():
-            raise ServerError(f'model repository not found: {self.repository} '
-                              '(run `make export` first)')
+        self.check_repository()
+        gpu_models = self.leave_out_gpu_models()
         install = Installation.bundled()
         self.stop()  # a previous run's stubs, if that server was killed
         backends = self.prepare(install)
@@ -176,7 +187,7 @@ class TritonServer:
                     f' during start-up: {self.last_error()} '
                     f'(log: {self.log_file})')
             if self.is_ready():
-                self.report = self.recover()
+                self.report = gpu_models + self.recover()
                 return self
             time.sleep(0.25)
         self.stop()
@@ -204,6 +215,8 @@ class TritonServer:
                 if (entry.get('state') == 'UNAVAILABLE' and entry.get('version')
                         and self._config(entry['name']).platform != 'ensemble'):
                     reason = (entry.get('reason') or 'unknown').strip()
+                    if reason == 'unloaded':  # good, taken down with a bad one
+                        continue
                     broken.setdefault(entry['name'], {})[int(entry['version'])] = \
                         reason.splitlines()[0]
             lines = []
@@ -211,12 +224,13 @@ class TritonServer:
                 for version, reason in sorted(failed.items()):
                     lines.append(f'model {name} version {version} failed to '
                                  f'load: {reason}')
-                good = [v for v in self._versions(name) if v not in failed]
+                good = [v for v in self._listed(name) if v not in failed]
                 if good:
                     self._load(admin, name, versions=good)
                     lines.append(f'model {name}: serving version(s) {good}')
             for entry in admin.get_model_repository_index(headers=headers):
-                if entry.get('state') != 'READY' and entry['name'] not in broken:
+                if (entry.get('state') != 'READY' and entry['name'] not in broken
+                        and entry['name'] not in self.skipped):
                     try:
                         self._load(admin, entry['name'])
                     except Exception as exc:  # tritonclient's own types
@@ -226,13 +240,61 @@ class TritonServer:
         finally:
             admin.close()
 
+    @property
+    def location(self) -> str:
+        """The repository as tritonserver takes it: an absolute path, or
+        the s3:// URL as given."""
+        from export.store import is_s3
+        return (str(self.repository) if is_s3(self.repository)
+                else str(Path(self.repository).resolve()))
+
+    @functools.cached_property
+    def store(self):
+        """The repository's versions and configs, read as the server sees them."""
+        from export.store import open_store
+        return open_store(self.repository)
+
+    def check_repository(self) -> None:
+        from export.errors import ExportError
+        from export.store import is_s3
+        if is_s3(self.repository):
+            try:
+                self.store.check()
+            except ExportError as exc:
+                raise ServerError(str(exc)) from None
+        elif not Path(self.repository).is_dir():
+            raise ServerError(f'model repository not found: {self.repository} '
+                              '(run `make export` first)')
+
+    def leave_out_gpu_models(self) -> List[str]:
+        """On a host with no GPU, a model for one (KIND_GPU, a TensorRT
+        plan) is not loaded, nor the ensembles that run it; the others are
+        served. One line if any was left out."""
+        from export.device import visible_gpus
+        configs = {m: self._config(m) for m in self.store.models()}
+        gpu = {m for m, c in configs.items() if needs_gpu(c)}
+        if not gpu or visible_gpus() > 0:
+            self.skipped = []
+            return []
+        ensembles = {m for m, c in configs.items()
+                     if {s.model_name for s in c.ensemble_scheduling.step} & gpu}
+        self.skipped = sorted(gpu | ensembles)
+        return [f'no GPU on this host: not loading {", ".join(sorted(gpu))} '
+                f'(for a GPU)' + (f' nor {", ".join(sorted(ensembles))} (runs '
+                'them)' if ensembles else '') + '; serving the CPU models']
+
     def _versions(self, name: str) -> List[int]:
-        from export.repository import versions
-        return versions(Path(self.repository) / name)
+        return self.store.versions(name)
+
+    def _listed(self, name: str) -> List[int]:
+        """The versions the model's config asks for (the export lists the
+        one it published), else all in the repository."""
+        listed = list(self._config(name).version_policy.specific.versions)
+        return sorted(listed) or self._versions(name)
 
     def _config(self, name: str):
         from export.triton_config import parse
-        return parse((Path(self.repository) / name / 'config.pbtxt').read_text())
+        return parse(self.store.read(name) or '')
 
     def _load(self, admin, name: str, versions: Optional[List[int]] = None,
               config=None) -> None:

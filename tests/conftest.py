@@ -61,7 +61,7 @@ def exported(tmp_path_factory, random_checkpoint):
     repo = tmp_path_factory.mktemp('model_repository')
     request = Request(config=SMALL_CONFIG, checkpoint=random_checkpoint,
                       images=SAMPLES, repository=repo,
-                      max_queue_delay_us=50_000)
+                      max_queue_delay_us=50_000, batch_requests=True)
     return request, run(request)
 
 

@@ -81,6 +81,24 @@ def test_graph_holds_standard_ops_only(detector_dir):
     assert [i.name for i in graph.input] == ['input', 'img_shape']
 
 
+def test_the_tensorrt_formats_trace_a_plugin_free_graph(mmdet_model, tmp_path):
+    """mmdeploy's tensorrt rewriters would emit its own plugins
+    (MMCVMultiLevelRoiAlign, TRTBatchedNMS); the export traces with the
+    standard-op rewriters for every format, so TensorRT's ONNX parser reads
+    the same RoiAlign and NonMaxSuppression ONNX Runtime runs."""
+    from export import onnx_export
+    from export.formats import FORMATS
+    from detection.preprocess import Preprocessing
+    fmt = FORMATS['tensorrt-fp16']
+    deploy_cfg = onnx_export.load_deploy_config(fmt.deploy_config_path)
+    sample = prepare(photo_like(320, 240, 5), Preprocessing(scale=(416, 256)))
+    path = onnx_export.export(mmdet_model, deploy_cfg, sample, tmp_path / 'trt')
+    ops = onnx_export.check(path)  # raises on any non-standard op
+    assert {'NonMaxSuppression', 'RoiAlign'} <= set(ops)
+    assert deploy_cfg.backend_config.type == 'tensorrt'  # the caller's, kept
+    assert deploy_cfg.backend_config.common_config.fp16_mode
+
+
 def test_config_pbtxt_parses_back_and_matches_the_graph(exported):
     request, result = exported
     config = parse((result.version_dir.parent / 'config.pbtxt').read_text())

@@ -148,9 +148,13 @@ def second_server(exported, tmp_path):
 
 def test_a_broken_version_is_reported_and_the_previous_one_serves(
         second_server):
-    broken = second_server.repository / 'faster_rcnn_detector' / '2'
-    broken.mkdir()
-    (broken / 'model.onnx').write_bytes(b'this is not an onnx model')
+    model_dir = second_server.repository / 'faster_rcnn_detector'
+    (model_dir / '2').mkdir()
+    (model_dir / '2' / 'model.onnx').write_bytes(b'this is not an onnx model')
+    config = model_dir / 'config.pbtxt'  # a version published by hand
+    text = config.read_text()
+    config.unlink()  # a hard link: the session's repository keeps its own
+    config.write_text(text.replace('versions: 1', 'versions: 1 versions: 2'))
     second_server.start()
     report = '\n'.join(second_server.report)
     assert 'faster_rcnn_detector version 2 failed to load' in report

@@ -5,6 +5,7 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 from export import repository
+from export.capacity import Capacity
 from export.formats import FORMATS, table
 from export.triton_config import Tensor, detector, parse, to_text
 
@@ -45,12 +46,15 @@ def test_a_failing_write_leaves_no_version_and_no_staging(tmp_path):
 
 def test_tensorrt_plan_config_for_gpu_hosts():
     config = detector('det', FORMATS['tensorrt-fp16'], INPUTS, OUTPUTS,
-                      (800, 1344), instances=2, gpu=True)
+                      (800, 1344), Capacity(4, detector_instances=2, gpu=True))
     parsed = parse(to_text(config))
     assert parsed.platform == 'tensorrt_plan' and not parsed.backend
     assert parsed.max_batch_size == 8
     assert parsed.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
     assert parsed.instance_group[0].count == 2
+    # on a GPU the batcher groups queued requests
+    assert not parsed.dynamic_batching.preferred_batch_size
+    assert parsed.dynamic_batching.max_queue_delay_microseconds == 2000
     assert list(parsed.model_warmup[0].inputs['input'].dims) == [3, 800, 1344]
     assert list(parsed.model_warmup[0].inputs['img_shape'].dims) == [2]
     assert FORMATS['tensorrt-fp16'].filename == 'model.plan'
@@ -59,7 +63,7 @@ def test_tensorrt_plan_config_for_gpu_hosts():
 
 def test_onnxruntime_config_with_tensorrt_accelerator():
     config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
-                                    OUTPUTS, (800, 1344), gpu=True,
+                                    OUTPUTS, (800, 1344), Capacity(4, gpu=True),
                                     trt_accelerator='FP16')))
     assert config.backend == 'onnxruntime'
     accel = config.optimization.execution_accelerators.gpu_execution_accelerator
@@ -87,3 +91,53 @@ def test_deploy_configs_follow_mmdeploy_naming_and_inherit():
     assert '| tensorrt-fp16 | <name> | tensorrt_plan |' in table()
     assert '| openvino | <name>_openvino | openvino | model.xml |' in table()
     assert '| onnxruntime-int8 | <name>_int8 | onnxruntime |' in table()
+
+
+@pytest.mark.parametrize('cpus', [1, 2, 16])
+def test_thread_budget_follows_the_rule(cpus):
+    """The detector gets every CPU with spinning off; preprocessing one
+    OpenCV thread; every model a queue cap and a wait limit, and on a CPU
+    one request an execution."""
+    from export.capacity import Capacity
+    from export.ensemble import models
+    from detection.preprocess import Preprocessing
+    capacity = Capacity(cpus, max_queue=5, queue_timeout_s=2.5)
+    config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
+                                    OUTPUTS, (800, 1344), capacity)))
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert params == {'intra_op_thread_count': str(cpus),
+                      'inter_op_thread_count': '1', 'allow_spinning': '0'}
+    assert config.instance_group[0].count == 1
+    pre, post, ensemble = (m.config for m in models(
+        'm', 'det', 3, 8, Preprocessing(), ['a'], 0.05, capacity))
+    assert pre.parameters['threads'].string_value == '1'
+    assert not post.parameters and not ensemble.HasField('dynamic_batching')
+    for model in (config, pre, post):
+        policy = model.dynamic_batching.default_queue_policy
+        assert policy.max_queue_size == 5
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+        assert policy.default_timeout_microseconds == 2_500_000
+        assert list(model.dynamic_batching.preferred_batch_size) == [1]
+        assert model.dynamic_batching.max_queue_delay_microseconds == 0
+    batching = parse(to_text(detector(
+        'det', FORMATS['onnxruntime'], INPUTS, OUTPUTS, (800, 1344),
+        Capacity(cpus, batch_requests=True), max_queue_delay_us=700)))
+    assert not batching.dynamic_batching.preferred_batch_size
+    assert batching.dynamic_batching.max_queue_delay_microseconds == 700
+    two = Capacity(cpus, detector_instances=2)
+    assert two.detector_threads == max(1, cpus // 2)
+    openvino = detector('det', FORMATS['openvino'], INPUTS, OUTPUTS,
+                        (800, 1344), capacity)
+    assert openvino.parameters['INFERENCE_NUM_THREADS'].string_value == str(cpus)
+
+
+def test_cpus_are_capped_by_a_container_quota(tmp_path):
+    from export.capacity import available_cpus
+    import os
+    mine = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / 'cpu.max'
+    cpu_max.write_text('150000 100000\n')  # 1.5 CPUs: rounded up
+    assert available_cpus(cpu_max) == min(mine, 2)
+    cpu_max.write_text('max 100000\n')
+    assert available_cpus(cpu_max) == mine
+    assert available_cpus(tmp_path / 'absent') == mine

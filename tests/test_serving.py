@@ -69,8 +69,9 @@ def detector_stats(grpc_url):
 
 def test_concurrent_requests_are_batched_and_stay_exact(det, grpc_url,
                                                         tmp_path):
-    """Same-size images sent together share detector batches (the queue
-    delay is 50 ms in the test export) and each still gets its own result."""
+    """Same-size images sent together share detector batches (the test
+    export turns request batching on, with a 50 ms queue delay) and each
+    still gets its own result."""
     paths = []
     for i in range(8):
         path = tmp_path / f'same_size_{i}.png'

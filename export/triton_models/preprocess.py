@@ -9,6 +9,7 @@ version folder on sys.path), so the repository is self-contained.
 import json
 import os
 
+import cv2
 import triton_python_backend_utils as pb_utils
 from triton_frcnn.wire import IMAGE
 
@@ -19,6 +20,8 @@ from detection.preprocess import (PREPROCESSED, BatchError, ImageError,
 class TritonPythonModel:
 
     def initialize(self, args):
+        config = json.loads(args['model_config'])
+        cv2.setNumThreads(int(config['parameters']['threads']['string_value']))
         with open(os.path.join(os.path.dirname(__file__), 'parameters.json')) as f:
             self.params = Preprocessing.from_dict(json.load(f))
 

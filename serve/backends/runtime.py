@@ -11,7 +11,11 @@ container with the native backends.
 It honours what a detector config uses: ``default_model_filename``, dynamic
 batching (requests of equal shape are concatenated into one run, as Triton's
 dynamic batcher only groups equal shapes), the native onnxruntime backend's
-``intra_op_thread_count`` / ``inter_op_thread_count`` parameters, and for
+``intra_op_thread_count`` / ``inter_op_thread_count`` parameters, spin-waiting
+(``allow_spinning``: "0" when processes share the cores; NVIDIA's native
+backend has no such key and spins, its default), KIND_GPU instances on their
+GPU with the CUDA provider (``cudnn_conv_algo_search``, numbered as the
+native backend numbers it, and ``use_tf32``), and for
 openvino the upper-case CPU plugin properties the native backend passes
 through (``INFERENCE_PRECISION_HINT``, ``PERFORMANCE_HINT``, ...).
 """
@@ -25,17 +29,42 @@ import triton_python_backend_utils as pb_utils
 DEFAULT_FILENAMES = {'onnxruntime': 'model.onnx', 'openvino': 'model.xml'}
 
 
-def onnxruntime_session(path, params, output_names):
+# config.pbtxt's cudnn_conv_algo_search, numbered as the native backend numbers it
+CUDNN_SEARCH = {'0': 'EXHAUSTIVE', '1': 'HEURISTIC', '2': 'DEFAULT'}
+
+
+def providers(kind, device_id, params, available):
+    """ONNX Runtime's providers for an instance: on a KIND_GPU instance the
+    CUDA provider on that instance's GPU, set up from the config's
+    parameters, the CPU provider behind it for what CUDA does not run."""
+    if kind != 'GPU':
+        return ['CPUExecutionProvider']
+    if 'CUDAExecutionProvider' not in available:
+        raise RuntimeError('a KIND_GPU instance needs the CUDA execution '
+                           'provider, and this onnxruntime has none (install '
+                           'onnxruntime-gpu)')
+    cuda = {'device_id': int(device_id),
+            'cudnn_conv_algo_search': CUDNN_SEARCH[
+                params.get('cudnn_conv_algo_search', '2')],
+            'use_tf32': int(params.get('use_tf32', '0'))}
+    return [('CUDAExecutionProvider', cuda), 'CPUExecutionProvider']
+
+
+def onnxruntime_session(path, params, output_names, kind='CPU', device_id=0):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(params.get('intra_op_thread_count', 0))
     options.inter_op_num_threads = int(params.get('inter_op_thread_count', 0))
-    session = ort.InferenceSession(path, options,
-                                   providers=['CPUExecutionProvider'])
+    spinning = params.get('allow_spinning', '1')  # this backend's own key
+    for pool in ('intra', 'inter'):
+        options.add_session_config_entry(f'session.{pool}_op.allow_spinning',
+                                         spinning)
+    session = ort.InferenceSession(path, options, providers=providers(
+        kind, device_id, params, ort.get_available_providers()))
     return lambda feed: session.run(output_names, feed)
 
 
-def openvino_session(path, params, output_names):
+def openvino_session(path, params, output_names, kind='CPU', device_id=0):
     import openvino as ov
     properties = {k: v for k, v in params.items() if k.isupper()}
     request = ov.Core().compile_model(path, 'CPU', properties) \
@@ -64,7 +93,9 @@ class TritonPythonModel:
                   for k, v in config.get('parameters', {}).items()}
         self.inputs = [i['name'] for i in config['input']]
         self.outputs = [o['name'] for o in config['output']]
-        self.run = SESSIONS[backend](path, params, self.outputs)
+        self.run = SESSIONS[backend](path, params, self.outputs,
+                                     args.get('model_instance_kind', 'CPU'),
+                                     args.get('model_instance_device_id', 0))
 
     def execute(self, requests):
         groups = defaultdict(list)

@@ -13,7 +13,7 @@ import importlib
 
 _EXPORTS = {
     'TritonDetector': '.detector', 'AsyncTritonDetector': '.aio',
-    'ServerUnavailable': '.protocol', 'Retry': '.retry',
+    'ServerUnavailable': '.protocol', 'Retry': '.retry', 'ServerBusy': '.retry',
     'Detections': '..wire',
 }
 __all__ = sorted(_EXPORTS)

@@ -47,6 +47,12 @@ class AsyncTritonDetector:
             raise
         return cls(client, spec, url, timeout, retry or Retry(retries=0))
 
+    @property
+    def client(self):
+        """The ``tritonclient.grpc.aio`` client, for what this class does
+        not wrap (statistics, metadata of other models)."""
+        return self._client
+
     async def infer_bytes(self, data: bytes) -> Detections:
         attempt = 0
         while True:
@@ -60,7 +66,7 @@ class AsyncTritonDetector:
             except Exception as exc:  # tritonclient raises several types
                 delay = self.retry.next_delay(attempt, exc)
                 if delay < 0:
-                    raise
+                    raise self.retry.final(exc, attempt) from None
                 await asyncio.sleep(delay)
                 attempt += 1
 

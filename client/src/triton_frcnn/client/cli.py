@@ -100,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         written = out.collect(files)
         print(f'{args.out}: {written} of {len(files)} images annotated; '
               f'detections.json updated')
-    if retry.retried:
+    if retry.summary():
         print(f'{PROG}: {retry.summary()}', file=sys.stderr)
     if failed:
         print(f'{PROG}: {failed} of {len(todo)} images failed', file=sys.stderr)

@@ -97,7 +97,7 @@ class TritonDetector:
             except Exception as exc:  # tritonclient raises several types
                 delay = self.retry.next_delay(attempt, exc)
                 if delay < 0:
-                    raise
+                    raise self.retry.final(exc, attempt) from None
                 time.sleep(delay)
                 attempt += 1
 

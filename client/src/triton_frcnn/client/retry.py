@@ -18,12 +18,18 @@ BUSY_STATUS = ('StatusCode.UNAVAILABLE', 'StatusCode.RESOURCE_EXHAUSTED',
                '503', '429')
 TRANSIENT_STATUS = BUSY_STATUS + ('StatusCode.DEADLINE_EXCEEDED',
                                   'StatusCode.CANCELLED', '504')
-# Triton's own words when it refuses for load, and a server that restarts
-# answers for a moment before its models are back.
-BUSY_MESSAGES = ('maximum queue size', 'server busy', 'queue is full')
+# Triton's own words when it refuses for load (its queue is full, or the
+# request waited longer than the queue policy allows), and a server that
+# restarts answers for a moment before its models are back.
+BUSY_MESSAGES = ('maximum queue size', 'server busy', 'queue is full',
+                 'request timeout')
 TRANSIENT_MESSAGES = ('failed to connect', 'no available versions',
                       'is not ready', 'connection refused', 'socket closed',
                       'connection reset')
+
+
+class ServerBusy(RuntimeError):
+    """The server refused the request for load, and no retries were left."""
 
 
 def _status(exc: BaseException) -> str:
@@ -55,21 +61,29 @@ class Retry:
     backoff: float = 0.5
     max_delay: float = 10.0
     retried: int = 0  # tries after a transient failure, all requests
-    busy: int = 0     # of those, refusals for load
+    busy: int = 0     # refusals for load seen, retried or not
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                   compare=False)
 
     def next_delay(self, attempt: int, exc: BaseException) -> float:
         """The wait before another try, or -1 when ``exc`` ends the request
-        (not transient, or no retries left); counts what it allows."""
-        if attempt >= self.retries or not is_transient(exc):
-            return -1.0
+        (not transient, or no retries left); counts what it sees."""
         with self._lock:
-            self.retried += 1
             self.busy += is_busy(exc)
+            if attempt >= self.retries or not is_transient(exc):
+                return -1.0
+            self.retried += 1
         bound = min(self.max_delay, self.backoff * 2 ** attempt)
         return random.uniform(bound / 2, bound)
 
+    def final(self, exc: BaseException, attempt: int) -> BaseException:
+        """What to raise when ``exc`` ends a request: a refusal for load
+        says so plainly; anything else as it came."""
+        if not is_busy(exc):
+            return exc
+        return ServerBusy(f'server busy: refused for load after {attempt} '
+                          f'retries ({str(exc).strip().splitlines()[0]})')
+
     def summary(self) -> str:
-        return (f'{self.retried} retries ({self.busy} after "server busy")'
-                if self.retried else '')
+        return (f'{self.retried} retries; {self.busy} "server busy" refusals'
+                if self.retried or self.busy else '')

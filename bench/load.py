@@ -1,0 +1,128 @@
+"""Closed-loop load on the served ensemble: ``concurrency`` clients, each
+sending its next image as soon as the last one answered, for a fixed time.
+
+Built on the asyncio client (one gRPC channel, as many requests in flight as
+clients). A request's latency runs from its first send to its answer,
+retries after "server busy" included; a refusal for load is counted apart as
+rejected and retried with backoff and jitter, never reported as an error
+while retries remain. Triton's own statistics, read before and after, split
+each composing model's time into queueing and compute.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy as np
+from triton_frcnn.client import AsyncTritonDetector, Retry
+from triton_frcnn.client.protocol import first_line
+
+# A refused client retries as the CLI does (0.5 s growing to 10 s, equal
+# jitter), for as long as it takes: a request is never an error while the
+# server only says busy. Each refusal costs the server the preprocessing it
+# did before the detector's queue refused it, so the backoff must not be short.
+BUSY_RETRY = dict(retries=10_000, backoff=0.5, max_delay=10.0)
+
+
+@dataclass
+class Level:
+    concurrency: int
+    seconds: float = 0.0
+    latencies: List[float] = field(default_factory=list)
+    errors: int = 0
+    rejected: int = 0       # refusals for load (queue full, queue timeout)
+    retried: int = 0        # every retry, refusals included
+    first_error: str = ''
+    models: Dict[str, Dict] = field(default_factory=dict)
+
+    def row(self) -> Dict:
+        ms = np.asarray(self.latencies or [np.nan]) * 1000
+        p = {q: round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}
+        return {'concurrency': self.concurrency,
+                'throughput': round(len(self.latencies) / self.seconds, 3),
+                'p50_ms': p[50], 'p95_ms': p[95], 'p99_ms': p[99],
+                'requests': len(self.latencies), 'errors': self.errors,
+                'rejected': self.rejected, 'retried': self.retried,
+                'seconds': round(self.seconds, 1),
+                'first_error': self.first_error, 'models': self.models}
+
+
+async def drive(url: str, model: str, composing: Sequence[str],
+                payloads: Sequence[bytes], concurrency: int, warmup: float,
+                seconds: float) -> Level:
+    """``concurrency`` clients sending without pause; what finishes inside
+    the window [warmup, warmup + seconds) counts, refusals and errors in it
+    too, and Triton's statistics are read at the window's edges. After the
+    window the clients stop sending and what is in flight drains."""
+    retry = Retry(**BUSY_RETRY)
+    level = Level(concurrency, seconds)
+    images = itertools.cycle(payloads)
+    async with await AsyncTritonDetector.connect(
+            url, model, wait=60, timeout=900, retry=retry) as det:
+        stats = det.client.get_inference_statistics
+        begin = time.perf_counter() + warmup
+        end = begin + seconds
+        snapshot: Dict[str, Dict] = {}
+
+        def in_window(t: float) -> bool:
+            return begin <= t < end
+
+        async def client() -> None:
+            while time.perf_counter() < end:
+                sent = time.perf_counter()
+                try:
+                    await det.infer_bytes(next(images))
+                    if in_window(time.perf_counter()):
+                        level.latencies.append(time.perf_counter() - sent)
+                except Exception as exc:  # counted; the load goes on
+                    if in_window(time.perf_counter()):
+                        level.errors += 1
+                        level.first_error = level.first_error or first_line(exc)
+
+        async def window() -> None:
+            await asyncio.sleep(max(0.0, begin - time.perf_counter()))
+            snapshot.update(await model_stats(stats, composing))
+            busy, retried = retry.busy, retry.retried
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            level.rejected = retry.busy - busy
+            level.retried = retry.retried - retried
+            level.models = split(snapshot, await model_stats(stats, composing))
+        await asyncio.gather(window(), *(client() for _ in range(concurrency)))
+    return level
+
+
+async def model_stats(statistics, models: Sequence[str]) -> Dict[str, Dict]:
+    """Cumulative request count and queue/compute nanoseconds per model;
+    ``statistics``: the aio client's ``get_inference_statistics``."""
+    found = {}
+    for name in models:
+        for entry in (await statistics(name, as_json=True)).get(
+                'model_stats', []):
+            stats = entry['inference_stats']
+            ns = {k: int(stats.get(k, {}).get('ns', 0)) for k in (
+                'queue', 'compute_input', 'compute_infer', 'compute_output')}
+            found[name] = {'requests': int(stats.get('success', {}).get(
+                'count', 0)), 'executions': int(entry.get('execution_count', 0)),
+                **ns}
+    return found
+
+
+def split(before: Dict[str, Dict], after: Dict[str, Dict]) -> Dict[str, Dict]:
+    """Per model over a level: mean queue and compute ms per request and
+    requests per execution (the batch size the batcher achieved)."""
+    rows = {}
+    for name, end in after.items():
+        start = before.get(name, {})
+        delta = {k: v - start.get(k, 0) for k, v in end.items()}
+        n = max(delta['requests'], 1)
+        compute = (delta['compute_input'] + delta['compute_infer']
+                   + delta['compute_output'])
+        rows[name] = {'queue_ms': round(delta['queue'] / n / 1e6, 1),
+                      'compute_ms': round(compute / n / 1e6, 1),
+                      'requests': delta['requests'],
+                      'per_execution': round(delta['requests'] / max(
+                          delta['executions'], 1), 2)}
+    return rows

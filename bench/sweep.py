@@ -1,0 +1,192 @@
+"""python -m bench.sweep (``make load``): throughput and latency as clients
+are added, c = 1 ... 64, on the served ensemble with real encoded images.
+
+Two models, exported into the sweep's own repository: the committed demo
+detector (on 16 synthetic val images) and the full-size R50-FPN with seeded
+random weights (on the four sample photos, three canvases: what ``make
+bench`` measures). Per level:
+throughput, p50/p95/p99 latency (retries included), errors, rejected
+("server busy") refusals, and each composing model's queue and compute time
+from Triton's statistics; perf_analyzer drives the demo ensemble too, up to
+c=16. Writes ``load.json``, ``load.md`` and ``load.png`` in ``--out``; a
+sweep of one model (``--models``) keeps the other's results there.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+from detection import paths
+
+LEVELS = [1, 2, 4, 8, 16, 32, 64]
+# per model: window seconds (~400 demo images, ~40 R50-FPN ones: the R50-FPN
+# takes ~2.3 s an image on 2 cores)
+WINDOWS = {'demo': 40.0, 'r50': 90.0}
+# perf_analyzer's windows of a few requests each are shorter than one round
+# of the clients beyond this, and it reports no stable measurement there
+PERF_ANALYZER_MAX = 16
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog='python -m bench.sweep', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--models', nargs='+', choices=sorted(WINDOWS),
+                   default=sorted(WINDOWS))
+    p.add_argument('--concurrency', type=int, nargs='+', default=LEVELS)
+    p.add_argument('--seconds', type=float, default=None,
+                   help='measurement window per level (default: demo 40, '
+                   'r50 90)')
+    p.add_argument('--warmup', type=float, default=None,
+                   help='seconds of load before each window (default: a '
+                   'quarter of the window)')
+    p.add_argument('--cpus', type=int, default=None,
+                   help='export for this many CPUs (default: this host\'s)')
+    p.add_argument('--out', type=Path, default=paths.RESULTS / 'load')
+    return p.parse_args(argv)
+
+
+def requests(args, repository: Path, images: Dict[str, List[Path]]) -> Dict:
+    from export.pipeline import Request
+    if not paths.RANDOM_R50_CHECKPOINT.exists():
+        from export.random_checkpoint import make
+        make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
+    sources = {'demo': (paths.DEMO_CONFIG, paths.DEMO_CHECKPOINT),
+               'r50': (paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)}
+    return {name: Request(config=sources[name][0], checkpoint=sources[name][1],
+                          images=images[name][:4], name=name,
+                          repository=repository, cpus=args.cpus)
+            for name in args.models}
+
+
+def sweep_images(out: Path) -> Dict[str, List[Path]]:
+    from synthetic.generate import write_split
+    write_split(out / 'images', 'val', 16, seed=1)
+    return {'demo': sorted((out / 'images' / 'val').glob('*.jpg')),
+            'r50': sorted(paths.SAMPLES.glob('*.jpg'))}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from export.__main__ import setup_logging
+    from export.errors import ExportError
+    from serve.server import ServerError
+    from tools.stack import served
+
+    from . import perf_analyzer
+    from .load import drive
+    setup_logging(verbose=False)
+    images = sweep_images(args.out)
+    report: Dict = {'levels': args.concurrency, 'models': {}}
+    try:
+        todo = requests(args, args.out / 'model_repository', images)
+        with served(args.out / 'model_repository', todo.values()) as stack:
+            for name, request in todo.items():
+                seconds = args.seconds or WINDOWS[name]
+                warmup = seconds / 4 if args.warmup is None else args.warmup
+                payloads = [p.read_bytes() for p in images[name]]
+                composing = [f'{name}_preprocess', request.detector_name,
+                             f'{name}_postprocess']
+                levels = []
+                for c in args.concurrency:
+                    level = asyncio.run(drive(stack.grpc_url, name, composing,
+                                              payloads, c, warmup, seconds))
+                    levels.append(level.row())
+                    print(f'[load] {name} c={c}: ' + summary(levels[-1]),
+                          file=sys.stderr, flush=True)
+                entry = {'window_s': seconds, 'images': len(payloads),
+                         'capacity': json.loads((stack.exports[name] /
+                                                 'metadata.json').read_text())
+                         ['capacity'], 'levels': levels}
+                if name == 'demo' and perf_analyzer.unavailable() is None:
+                    entry['perf_analyzer'] = perf_analyzer.ensemble(
+                        stack.grpc_url, name, payloads,
+                        [c for c in args.concurrency if c <= PERF_ANALYZER_MAX],
+                        args.out / 'perf_analyzer')
+                report['models'][name] = entry
+    except (ExportError, ServerError) as exc:
+        print(f'load: error: {exc}', file=sys.stderr)
+        return 1
+    write(merged(report, args.out / 'load.json'), args.out)
+    print((args.out / 'load.md').read_text())
+    return 0
+
+
+def merged(report: Dict, previous: Path) -> Dict:
+    """A sweep of some models replaces their entries in the last report
+    and keeps the others'."""
+    if not previous.exists():
+        return report
+    old = json.loads(previous.read_text())
+    return {**report, 'models': {**old.get('models', {}), **report['models']}}
+
+
+def summary(row: Dict) -> str:
+    return (f'{row["throughput"]} img/s, p50 {row["p50_ms"]} ms, p99 '
+            f'{row["p99_ms"]} ms, {row["errors"]} errors, {row["rejected"]} '
+            'rejected')
+
+
+def markdown(report: Dict) -> str:
+    lines = []
+    for name, entry in report['models'].items():
+        levels = entry['levels']
+        best = max(row['throughput'] for row in levels)
+        cap = entry['capacity']
+        lines += [f'### {name} ({entry["images"]} images, {entry["window_s"]:g} s '
+                  f'per level; {cap["cpus"]} CPUs, detector '
+                  f'{cap["detector_instances"]} x {cap["cpus"] // cap["detector_instances"]}'
+                  f' threads, queue cap {cap["max_queue"]})', '',
+                  '| c | images/s | of best | p50 ms | p95 ms | p99 ms | errors '
+                  '| rejected | queue / compute ms (pre, detector, post) |',
+                  '| --- ' * 9 + '|']
+        for row in levels:
+            split = ', '.join(f'{m["queue_ms"]} / {m["compute_ms"]}'
+                              for m in row['models'].values())
+            lines.append(
+                f'| {row["concurrency"]} | {row["throughput"]} | '
+                f'{row["throughput"] / best:.0%} | {row["p50_ms"]} | '
+                f'{row["p95_ms"]} | {row["p99_ms"]} | {row["errors"]} | '
+                f'{row["rejected"]} | {split} |')
+        for row in entry.get('perf_analyzer', []):
+            lines.append(f'| perf_analyzer c={row["concurrency"]} | '
+                         f'{row["throughput"]} | | {row["p50_ms"]} | '
+                         f'{row["p95_ms"]} | {row["p99_ms"]} | | | |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def write(report: Dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from triton_frcnn.files import write_atomic
+    write_atomic(out / 'load.json', json.dumps(report, indent=2) + '\n')
+    write_atomic(out / 'load.md', markdown(report))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, entry in report['models'].items():
+        cs = [row['concurrency'] for row in entry['levels']]
+        best = max(row['throughput'] for row in entry['levels'])
+        left.plot(cs, [row['throughput'] / best for row in entry['levels']],
+                  marker='o', label=f'{name} (best {best:g} img/s)')
+        right.plot(cs, [row['p99_ms'] / 1000 for row in entry['levels']],
+                   marker='o', label=name)
+    for axis in (left, right):
+        axis.set_xscale('log', base=2)
+        axis.set_xlabel('concurrent clients')
+        axis.legend()
+    left.axhline(0.95, color='grey', linestyle=':')
+    left.set_ylabel('throughput / best level')
+    left.set_ylim(0, 1.1)
+    right.set_yscale('log')
+    right.set_ylabel('p99 latency, s')
+    fig.tight_layout()
+    fig.savefig(out / 'load.png', dpi=100)
+    plt.close(fig)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
