@@ -248,10 +248,12 @@ http {{
   scgi_temp_path {work}/scgi;
   client_max_body_size 64m;
   upstream triton_grpc {{
+    least_conn;
 {grpc}
     keepalive 16;
   }}
   upstream triton_http {{
+    least_conn;
 {http}
     keepalive 16;
   }}
@@ -280,9 +282,11 @@ http {{
 @contextmanager
 def nginx(replicas: List[Replica], workdir: Path, host: str = '127.0.0.1'
           ) -> Iterator[tuple]:
-    """nginx over the replicas; yields (gRPC port, HTTP port). A replica
-    that fails a request is marked down for 5 s (``max_fails=1``); the
-    request goes to the next one."""
+    """nginx over the replicas; yields (gRPC port, HTTP port). Requests go
+    to the replica with the fewest in flight (round robin starves the others
+    behind a replica that falls behind: docs/performance.md, "Scaling out"),
+    over kept-alive connections. A replica that fails a request is marked
+    down for 5 s (``max_fails=1``); the request goes to the next one."""
     binary = shutil.which('nginx') or '/usr/sbin/nginx'
     if not Path(binary).exists():
         raise ClusterError('nginx is not installed (apt-get install nginx-light)')
