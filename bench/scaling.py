@@ -67,15 +67,21 @@ def measure(repository: Path, replicas: int, args, payloads) -> list:
                     f'{r.host}:{r.grpc_port}', 'demo', [], payloads,
                     args.concurrency // replicas, args.warmup, args.seconds)
                     for r in running.replicas))
-            levels = [level.row() for level in asyncio.run(direct())]
             rows.append({'replicas': replicas, 'cores': cores, 'path': 'direct',
-                         **levels[0], 'throughput': round(sum(
-                             level['throughput'] for level in levels), 3),
-                         'errors': sum(level['errors'] for level in levels),
-                         'rejected': sum(level['rejected'] for level in levels)})
+                         **combined(asyncio.run(direct()), args).row()})
     for row in rows:
         row.pop('models')
     return rows
+
+
+def combined(levels, args):
+    """The replicas' levels as one: every latency, every count."""
+    from .load import Level
+    return Level(args.concurrency, args.seconds,
+                 latencies=[t for level in levels for t in level.latencies],
+                 errors=sum(level.errors for level in levels),
+                 rejected=sum(level.rejected for level in levels),
+                 retried=sum(level.retried for level in levels))
 
 
 def main(argv=None) -> int:

@@ -119,8 +119,7 @@ class S3Store:
                 for page in pages for p in page.get('CommonPrefixes', [])]
 
     def models(self) -> List[str]:
-        return sorted(m for m in self._folders(self.url.key())
-                      if self.read(m) is not None)
+        return sorted(self._folders(self.url.key()))
 
     def versions(self, model: str) -> List[int]:
         return sorted(int(n) for n in self._folders(self.url.key(model))

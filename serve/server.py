@@ -70,6 +70,26 @@ def needs_gpu(config) -> bool:
         g.kind == mc.ModelInstanceGroup.KIND_GPU for g in config.instance_group)
 
 
+def stop_group(process: Optional[subprocess.Popen],
+               timeout: float = 30) -> Optional[int]:
+    """SIGTERM the process group of ``process`` (started with
+    ``start_new_session``), SIGKILL what is left of it after ``timeout``,
+    whether or not its leader is still running; the leader's exit code."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -345,19 +365,7 @@ class TritonServer:
         """SIGTERM the server's process group (it and its Python stubs);
         SIGKILL what is left after ``timeout``. Stubs outlive a server that
         crashed or was killed, so the group is cleared in every case."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return self.process.wait()
+        return stop_group(self.process, timeout)
 
     def __enter__(self) -> 'TritonServer':
         return self.start()

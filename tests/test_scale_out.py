@@ -17,6 +17,7 @@ import tritonclient.grpc as grpcclient
 from triton_frcnn.client import AsyncTritonDetector, Retry, TritonDetector
 
 from export.store import S3Store, S3Url
+from serve.server import free_port
 from tools.cluster import BUCKET, aws_environment, cluster, s3_server
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, photo_like
@@ -62,7 +63,7 @@ def one_line_error(done: subprocess.CompletedProcess, *expected: str) -> str:
 
 def test_unusable_s3_repositories_are_refused_in_one_line_naming_the_url(
         s3, tmp_path):
-    closed = f's3://127.0.0.1:{_closed_port()}/{BUCKET}/repo'
+    closed = f's3://127.0.0.1:{free_port()}/{BUCKET}/repo'  # nothing listens
     one_line_error(export_cli(closed), closed)
     missing = f's3://{s3}/no-such-bucket/repo'
     one_line_error(export_cli(missing), missing, "no bucket 'no-such-bucket'")
@@ -75,11 +76,6 @@ def test_unusable_s3_repositories_are_refused_in_one_line_naming_the_url(
         timeout=120)
     one_line_error(served, missing, "no bucket 'no-such-bucket'")
     assert S3Store(f's3://{s3}/{BUCKET}').keys() == set()  # nothing written
-
-
-def _closed_port() -> int:
-    from serve.server import free_port
-    return free_port()  # free: nothing listens on it
 
 
 @pytest.fixture(scope='module')

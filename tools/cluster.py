@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from detection import paths
-from serve.server import free_port
+from serve.server import free_port, stop_group
 
 CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'frcnn', 'AWS_SECRET_ACCESS_KEY': 'frcnn-local',
                'AWS_DEFAULT_REGION': 'us-east-1'}
@@ -52,18 +52,6 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen,
             pass
         time.sleep(0.25)
     raise ClusterError(f'{what} not ready at {url} after {timeout:.0f} s')
-
-
-def stop(process: Optional[subprocess.Popen], timeout: float = 30) -> None:
-    """SIGTERM the process group, SIGKILL what is left."""
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @contextmanager
@@ -106,7 +94,7 @@ def s3_server(workdir: Path, host: str = '127.0.0.1',
                              ).create_bucket(Bucket=bucket)
         yield address
     finally:
-        stop(process)
+        stop_group(process)
         log.close()
 
 
@@ -181,7 +169,7 @@ class Replica:
         """SIGTERM (the launcher stops its server), then nothing left."""
         if self.process is not None and self.process.poll() is None:
             tree = self._tree()
-            stop(self.process)
+            stop_group(self.process)
             _kill_all(tree)
 
 
@@ -310,7 +298,7 @@ def nginx(replicas: List[Replica], workdir: Path, host: str = '127.0.0.1'
                   'nginx')
         yield grpc_port, http_port
     finally:
-        stop(process)
+        stop_group(process)
 
 
 @dataclass
