@@ -11,6 +11,7 @@ each composing model's time into queueing and compute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -27,70 +28,111 @@ from triton_frcnn.client.protocol import first_line
 BUSY_RETRY = dict(retries=10_000, backoff=0.5, max_delay=10.0)
 
 
+# The window opens once every client has had an answer (before that the
+# queues are still filling: at 64 clients on the R50-FPN, over a minute) but
+# never later than this: a client the queue keeps refusing must not stall the
+# measurement.
+MAX_WARMUP = 180.0
+
+
 @dataclass
 class Level:
     concurrency: int
     seconds: float = 0.0
+    warmup: float = 0.0
     latencies: List[float] = field(default_factory=list)
+    finished: List[float] = field(default_factory=list)  # answer times, s
     errors: int = 0
     rejected: int = 0       # refusals for load (queue full, queue timeout)
     retried: int = 0        # every retry, refusals included
     first_error: str = ''
     models: Dict[str, Dict] = field(default_factory=dict)
 
+    def throughput(self) -> float:
+        """Answers per second between the window's first and last answer:
+        a count over the window is off by up to an answer at each edge,
+        5% of the 40 that a 90 s window holds for the R50-FPN."""
+        if len(self.finished) < 2:
+            return len(self.finished) / self.seconds
+        times = sorted(self.finished)
+        return (len(times) - 1) / (times[-1] - times[0])
+
     def row(self) -> Dict:
         ms = np.asarray(self.latencies or [np.nan]) * 1000
         p = {q: round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}
         return {'concurrency': self.concurrency,
-                'throughput': round(len(self.latencies) / self.seconds, 3),
+                'throughput': round(self.throughput(), 3),
                 'p50_ms': p[50], 'p95_ms': p[95], 'p99_ms': p[99],
                 'requests': len(self.latencies), 'errors': self.errors,
                 'rejected': self.rejected, 'retried': self.retried,
                 'seconds': round(self.seconds, 1),
+                'warmup_s': round(self.warmup, 1),
                 'first_error': self.first_error, 'models': self.models}
 
 
-async def drive(url: str, model: str, composing: Sequence[str],
+async def drive(urls: Sequence[str], model: str, composing: Sequence[str],
                 payloads: Sequence[bytes], concurrency: int, warmup: float,
                 seconds: float) -> Level:
-    """``concurrency`` clients sending without pause; what finishes inside
-    the window [warmup, warmup + seconds) counts, refusals and errors in it
-    too, and Triton's statistics are read at the window's edges. After the
-    window the clients stop sending and what is in flight drains."""
+    """``concurrency`` clients sending without pause, spread over ``urls``
+    (one server, or each replica of a cluster); what finishes inside the
+    window counts, refusals and errors in it too, and Triton's statistics
+    (of the first URL) are read at the window's edges. The window opens
+    after ``warmup`` seconds once every client has had an answer (at most
+    MAX_WARMUP); after it the clients stop sending and what is in flight
+    drains."""
     retry = Retry(**BUSY_RETRY)
     level = Level(concurrency, seconds)
     images = itertools.cycle(payloads)
-    async with await AsyncTritonDetector.connect(
-            url, model, wait=60, timeout=900, retry=retry) as det:
-        stats = det.client.get_inference_statistics
-        begin = time.perf_counter() + warmup
-        end = begin + seconds
-        snapshot: Dict[str, Dict] = {}
+    start = time.perf_counter()
+    window: Dict[str, float] = {'begin': float('inf'), 'end': float('inf')}
+    answered = set()
+    everyone = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        detectors = [await stack.enter_async_context(
+            await AsyncTritonDetector.connect(url, model, wait=60, timeout=900,
+                                              retry=retry)) for url in urls]
+        stats = detectors[0].client.get_inference_statistics
 
         def in_window(t: float) -> bool:
-            return begin <= t < end
+            return window['begin'] <= t < window['end']
 
-        async def client() -> None:
-            while time.perf_counter() < end:
+        async def client(index: int) -> None:
+            det = detectors[index % len(detectors)]
+            while time.perf_counter() < window['end']:
                 sent = time.perf_counter()
                 try:
                     await det.infer_bytes(next(images))
-                    if in_window(time.perf_counter()):
-                        level.latencies.append(time.perf_counter() - sent)
+                    done = time.perf_counter()
+                    if in_window(done):
+                        level.latencies.append(done - sent)
+                        level.finished.append(done)
                 except Exception as exc:  # counted; the load goes on
                     if in_window(time.perf_counter()):
                         level.errors += 1
                         level.first_error = level.first_error or first_line(exc)
+                answered.add(index)
+                if len(answered) == concurrency:
+                    everyone.set()
 
-        async def window() -> None:
-            await asyncio.sleep(max(0.0, begin - time.perf_counter()))
-            snapshot.update(await model_stats(stats, composing))
-            busy, retried = retry.busy, retry.retried
-            await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            level.rejected = retry.busy - busy
-            level.retried = retry.retried - retried
-            level.models = split(snapshot, await model_stats(stats, composing))
-        await asyncio.gather(window(), *(client() for _ in range(concurrency)))
+        async def measure() -> None:
+            try:
+                await asyncio.sleep(warmup)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(everyone.wait(),
+                                           max(0.0, MAX_WARMUP - warmup))
+                snapshot = await model_stats(stats, composing)
+                busy, retried = retry.busy, retry.retried
+                window['begin'] = time.perf_counter()
+                window['end'] = window['begin'] + seconds
+                level.warmup = window['begin'] - start
+                await asyncio.sleep(seconds)
+                level.rejected = retry.busy - busy
+                level.retried = retry.retried - retried
+                level.models = split(snapshot, await model_stats(stats,
+                                                                 composing))
+            finally:  # the clients stop sending, whatever happened here
+                window['end'] = min(window['end'], time.perf_counter())
+        await asyncio.gather(measure(), *(client(i) for i in range(concurrency)))
     return level
 
 

@@ -14,12 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Iterator
 
 from detection import paths
 
 REPLICAS = (1, 2)
+# how often each replica looks for a new version in the store: as a
+# deployment would, not the tests' 2 s (each look costs the replica's core
+# and the S3 server a few ms)
+POLL = 30.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,42 +54,81 @@ def export_once(out: Path) -> Path:
 
 
 def measure(repository: Path, replicas: int, args, payloads) -> list:
-    """Through nginx; with more than one replica, also straight to each
-    replica at once (the clients split evenly), which shows what the
-    balancer costs."""
+    """Rows for one cluster: through nginx; with one replica also with the
+    client, nginx and the S3 server moved onto the replica's core (with two
+    replicas every core is a replica's, so that is where they run there
+    too); with more than one, also straight to the replicas (the clients
+    split evenly), which shows what the balancer costs."""
     from export.store import S3Store
     from tools.cluster import cluster
 
     from .load import drive
-    with cluster(args.out / f'cluster-{replicas}', replicas,
+    with cluster(args.out / f'cluster-{replicas}', replicas, poll=POLL,
                  publish=lambda url: S3Store(url).publish(repository, ['demo'])
                  ) as running:
         cores = [r.core for r in running.replicas]
-        rows = [{'replicas': replicas, 'cores': cores, 'path': 'nginx',
-                 **asyncio.run(drive(running.grpc_url, 'demo', [], payloads,
-                                     args.concurrency, args.warmup,
-                                     args.seconds)).row()}]
-        if replicas > 1:
-            async def direct():
-                return await asyncio.gather(*(drive(
-                    f'{r.host}:{r.grpc_port}', 'demo', [], payloads,
-                    args.concurrency // replicas, args.warmup, args.seconds)
-                    for r in running.replicas))
-            rows.append({'replicas': replicas, 'cores': cores, 'path': 'direct',
-                         **combined(asyncio.run(direct()), args).row()})
-    for row in rows:
-        row.pop('models')
+        urls = {'nginx': [running.grpc_url],
+                'direct': [f'{r.host}:{r.grpc_port}' for r in running.replicas]}
+        paths = ['nginx', 'shared'] if replicas == 1 else ['nginx', 'direct']
+        rows = []
+        for path in paths:
+            helping = helpers(running)
+            with confined(helping, cores if path == 'shared' else None):
+                before = cpu_seconds(helping)
+                started = time.perf_counter()
+                level = asyncio.run(drive(urls.get(path, urls['nginx']), 'demo',
+                                          [], payloads, args.concurrency,
+                                          args.warmup, args.seconds))
+                used = cpu_seconds(helping) - before
+            row = level.row()
+            row.pop('models')
+            rows.append({'replicas': replicas, 'cores': cores, 'path': path,
+                         'helpers_cores': round(
+                             used / (time.perf_counter() - started), 3), **row})
     return rows
 
 
-def combined(levels, args):
-    """The replicas' levels as one: every latency, every count."""
-    from .load import Level
-    return Level(args.concurrency, args.seconds,
-                 latencies=[t for level in levels for t in level.latencies],
-                 errors=sum(level.errors for level in levels),
-                 rejected=sum(level.rejected for level in levels),
-                 retried=sum(level.retried for level in levels))
+def helpers(running) -> list:
+    """This process (the clients), nginx and the S3 server: everything the
+    cluster runs besides its replicas."""
+    import psutil
+    replicas = {p.pid for r in running.replicas
+                for p in [r.process, *r.descendants()]}
+    me = psutil.Process()
+    return [me] + [p for p in me.children(recursive=True)
+                   if p.pid not in replicas]
+
+
+@contextmanager
+def confined(processes: list, cores) -> Iterator[None]:
+    """Every thread of ``processes`` on ``cores`` (None: as they are) for
+    the block; then every thread, new ones too, back on its process's CPUs."""
+    import psutil
+    saved = {}
+    try:
+        for process in processes if cores else []:
+            with suppress(psutil.NoSuchProcess):
+                saved[process] = os.sched_getaffinity(process.pid)
+                for thread in process.threads():
+                    with suppress(OSError):
+                        os.sched_setaffinity(thread.id, cores)
+        yield
+    finally:
+        for process, affinity in saved.items():
+            with suppress(psutil.NoSuchProcess):
+                for thread in process.threads():
+                    with suppress(OSError):
+                        os.sched_setaffinity(thread.id, affinity)
+
+
+def cpu_seconds(processes: list) -> float:
+    import psutil
+    total = 0.0
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def main(argv=None) -> int:
@@ -105,29 +152,41 @@ def main(argv=None) -> int:
     except (ExportError, ClusterError) as exc:
         print(f'scaling: error: {exc}', file=sys.stderr)
         return 1
-    one = next(r for r in rows if r['replicas'] == 1)
     report = {'model': 'demo', 'concurrency': args.concurrency,
               'window_s': args.seconds, 'levels': rows,
-              'ratio': {row['path']: round(row['throughput'] / one['throughput'], 3)
-                        for row in rows if row['replicas'] == 2}}
+              'ratio': {f'{two["path"]}/{one["path"]}':
+                        round(two['throughput'] / one['throughput'], 3)
+                        for two in rows if two['replicas'] == 2
+                        for one in rows if one['replicas'] == 1}}
     write(report, args.out)
     print((args.out / 'scaling.md').read_text())
     return 0
 
 
+# where the client, nginx and the S3 server run, by row
+HELPERS = {(1, 'nginx'): 'the other core', (1, 'shared'): "the replica's core",
+           (2, 'nginx'): "the replicas' cores", (2, 'direct'): "the replicas' cores"}
+
+
 def write(report: dict, out: Path) -> None:
     from triton_frcnn.files import write_atomic
-    lines = ['| replicas (1 core each) | clients reach them | images/s | p50 ms '
-             '| p99 ms | errors | rejected |', '| --- ' * 7 + '|']
+    lines = ['| replicas (1 core each) | clients reach them | client, nginx, S3 '
+             'run on | their CPU, cores | images/s | p50 ms | p99 ms | errors '
+             '| rejected |', '| --- ' * 9 + '|']
     for row in report['levels']:
         lines.append(f'| {row["replicas"]} (cores {row["cores"]}) | '
-                     f'{"through nginx" if row["path"] == "nginx" else "directly"}'
-                     f' | {row["throughput"]} | {row["p50_ms"]} | {row["p99_ms"]} '
-                     f'| {row["errors"]} | {row["rejected"]} |')
-    lines += ['', '2 replicas / 1 replica: ' + ', '.join(
-        f'**{ratio}x** {"through nginx" if path == "nginx" else "directly"}'
-        for path, ratio in report['ratio'].items()) + f' (demo detector, '
-        f'c={report["concurrency"]} in all, {report["window_s"]:g} s windows)', '']
+                     f'{"directly" if row["path"] == "direct" else "through nginx"}'
+                     f' | {HELPERS[row["replicas"], row["path"]]} | '
+                     f'{row["helpers_cores"]} | {row["throughput"]} | '
+                     f'{row["p50_ms"]} | {row["p99_ms"]} | {row["errors"]} | '
+                     f'{row["rejected"]} |')
+    ratio = report['ratio']
+    lines += ['', f'2 replicas / 1 replica, like for like (client, nginx and S3 '
+              f'on the replicas\' cores in both): **{ratio["nginx/shared"]}x** '
+              f'through nginx, **{ratio["direct/shared"]}x** directly; against '
+              f'1 replica with a core of their own: {ratio["nginx/nginx"]}x, '
+              f'{ratio["direct/nginx"]}x (demo detector, c={report["concurrency"]}'
+              f' in all, {report["window_s"]:g} s windows)', '']
     write_atomic(out / 'scaling.json', json.dumps(report, indent=2) + '\n')
     write_atomic(out / 'scaling.md', '\n'.join(lines))
 

@@ -41,8 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='measurement window per level (default: demo 40, '
                    'r50 90)')
     p.add_argument('--warmup', type=float, default=None,
-                   help='seconds of load before each window (default: a '
-                   'quarter of the window)')
+                   help='seconds of load before each window, at least; it '
+                   'also waits until every client has had an answer '
+                   '(default: a quarter of the window)')
     p.add_argument('--cpus', type=int, default=None,
                    help='export for this many CPUs (default: this host\'s)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'load')
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
                              f'{name}_postprocess']
                 levels = []
                 for c in args.concurrency:
-                    level = asyncio.run(drive(stack.grpc_url, name, composing,
+                    level = asyncio.run(drive([stack.grpc_url], name, composing,
                                               payloads, c, warmup, seconds))
                     levels.append(level.row())
                     print(f'[load] {name} c={c}: ' + summary(levels[-1]),
@@ -141,8 +142,8 @@ def markdown(report: Dict) -> str:
                   f'{cap["detector_instances"]} x {cap["cpus"] // cap["detector_instances"]}'
                   f' threads, queue cap {cap["max_queue"]})', '',
                   '| c | images/s | of best | p50 ms | p95 ms | p99 ms | errors '
-                  '| rejected | queue / compute ms (pre, detector, post) |',
-                  '| --- ' * 9 + '|']
+                  '| rejected | queue / compute ms (pre, detector, post) '
+                  '| warm-up s |', '| --- ' * 10 + '|']
         for row in levels:
             split = ', '.join(f'{m["queue_ms"]} / {m["compute_ms"]}'
                               for m in row['models'].values())
@@ -150,11 +151,11 @@ def markdown(report: Dict) -> str:
                 f'| {row["concurrency"]} | {row["throughput"]} | '
                 f'{row["throughput"] / best:.0%} | {row["p50_ms"]} | '
                 f'{row["p95_ms"]} | {row["p99_ms"]} | {row["errors"]} | '
-                f'{row["rejected"]} | {split} |')
+                f'{row["rejected"]} | {split} | {row.get("warmup_s", "")} |')
         for row in entry.get('perf_analyzer', []):
             lines.append(f'| perf_analyzer c={row["concurrency"]} | '
                          f'{row["throughput"]} | | {row["p50_ms"]} | '
-                         f'{row["p95_ms"]} | {row["p99_ms"]} | | | |')
+                         f'{row["p95_ms"]} | {row["p99_ms"]} | | | | |')
         lines.append('')
     return '\n'.join(lines)
 

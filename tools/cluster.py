@@ -148,7 +148,7 @@ class Replica:
                   timeout, self.process, f'replica {self.index}')
         return self
 
-    def _tree(self) -> list:
+    def descendants(self) -> list:
         """The launcher's descendants: tritonserver runs in a process group
         of its own, its Python stubs under it."""
         import psutil
@@ -160,7 +160,7 @@ class Replica:
     def kill(self) -> None:
         """SIGKILL the whole replica, as a node failure would."""
         if self.process is not None and self.process.poll() is None:
-            tree = self._tree()
+            tree = self.descendants()
             self.process.kill()
             self.process.wait()
             _kill_all(tree)
@@ -168,7 +168,7 @@ class Replica:
     def stop(self) -> None:
         """SIGTERM (the launcher stops its server), then nothing left."""
         if self.process is not None and self.process.poll() is None:
-            tree = self._tree()
+            tree = self.descendants()
             stop_group(self.process)
             _kill_all(tree)
 
