@@ -80,7 +80,7 @@ bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer
 	$(PY) -m bench --out $(RESULTS)/bench
 
 load: setup  ## clients 1..64 on the demo detector and the R50-FPN: throughput, p50/p95/p99, busy
-	$(PY) -m bench.sweep --out $(RESULTS)/load
+	$(PY) -m bench.sweep --out $(RESULTS)/load $(LOAD_ARGS)
 
 cluster: setup  ## a deployment's layout on this machine: S3 store, REPLICAS replicas (a core each), nginx; Ctrl-C stops
 	$(PY) -m tools.cluster --replicas $(REPLICAS) -m $(MODEL)

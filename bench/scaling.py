@@ -57,8 +57,9 @@ def measure(repository: Path, replicas: int, args, payloads) -> list:
     """Rows for one cluster: through nginx; with one replica also with the
     client, nginx and the S3 server moved onto the replica's core (with two
     replicas every core is a replica's, so that is where they run there
-    too); with more than one, also straight to the replicas (the clients
-    split evenly), which shows what the balancer costs."""
+    too: the two 1-replica rows bound the ratio from both sides); with more
+    than one, also straight to the replicas (the clients split evenly),
+    which shows what the balancer costs."""
     from export.store import S3Store
     from tools.cluster import cluster
 
@@ -181,12 +182,14 @@ def write(report: dict, out: Path) -> None:
                      f'{row["p50_ms"]} | {row["p99_ms"]} | {row["errors"]} | '
                      f'{row["rejected"]} |')
     ratio = report['ratio']
-    lines += ['', f'2 replicas / 1 replica, like for like (client, nginx and S3 '
-              f'on the replicas\' cores in both): **{ratio["nginx/shared"]}x** '
-              f'through nginx, **{ratio["direct/shared"]}x** directly; against '
-              f'1 replica with a core of their own: {ratio["nginx/nginx"]}x, '
-              f'{ratio["direct/nginx"]}x (demo detector, c={report["concurrency"]}'
-              f' in all, {report["window_s"]:g} s windows)', '']
+    lines += ['', f'2 replicas / 1 replica: **{ratio["nginx/nginx"]}x** through '
+              f'nginx, **{ratio["direct/nginx"]}x** directly, against 1 replica '
+              f'whose client, nginx and S3 had the other core (the lower bound: '
+              f'with 2 replicas they share the replicas\' cores); against 1 '
+              f'replica sharing its core with them, as with 2: '
+              f'{ratio["nginx/shared"]}x, {ratio["direct/shared"]}x (demo '
+              f'detector, c={report["concurrency"]} in all, '
+              f'{report["window_s"]:g} s windows)', '']
     write_atomic(out / 'scaling.json', json.dumps(report, indent=2) + '\n')
     write_atomic(out / 'scaling.md', '\n'.join(lines))
 
