@@ -168,7 +168,7 @@ def markdown(report: Dict) -> str:
                     if len(row.get('rounds', [])) > 1 else '')
             lines.append(
                 f'| {row["concurrency"]} | {row["throughput"]}{each} | '
-                f'{row["throughput"] / best:.0%} | {row["p50_ms"]} | '
+                f'{row["throughput"] / best:.1%} | {row["p50_ms"]} | '
                 f'{row["p95_ms"]} | {row["p99_ms"]} | {row["errors"]} | '
                 f'{row["rejected"]} | {split} | {row.get("warmup_s", "")} |')
         for row in entry.get('perf_analyzer', []):
