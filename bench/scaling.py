@@ -4,10 +4,11 @@ The cluster stand-in (``tools.cluster``: S3 repository, replicas pinned to a
 core each, nginx in front) with 1 replica, then with 2, in one run; the same
 closed-loop load through nginx for both (``bench.load.drive``), at the same
 concurrency. The model is exported once for one core (``--cpus 1``) and
-uploaded to each cluster's store. With 2 replicas the clients also go
-straight to the replicas (half each), which shows what the balancer costs.
-Writes ``scaling.json`` and ``scaling.md`` in ``--out``; the ratios are
-2-replica throughput over 1-replica throughput.
+uploaded to each cluster's store. 1 replica is measured with the client,
+nginx and S3 on the other core and again on the replica's own; with 2
+replicas the clients also go straight to the replicas (half each), which
+shows what the balancer costs. Writes ``scaling.json`` and ``scaling.md`` in
+``--out``; the ratios are each 2-replica row over each 1-replica row.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def measure(repository: Path, replicas: int, args, payloads) -> list:
                  publish=lambda url: S3Store(url).publish(repository, ['demo'])
                  ) as running:
         cores = [r.core for r in running.replicas]
-        urls = {'nginx': [running.grpc_url],
+        urls = {'nginx': [running.grpc_url], 'shared': [running.grpc_url],
                 'direct': [f'{r.host}:{r.grpc_port}' for r in running.replicas]}
         paths = ['nginx', 'shared'] if replicas == 1 else ['nginx', 'direct']
         rows = []
@@ -77,7 +78,7 @@ def measure(repository: Path, replicas: int, args, payloads) -> list:
             with confined(helping, cores if path == 'shared' else None):
                 before = cpu_seconds(helping)
                 started = time.perf_counter()
-                level = asyncio.run(drive(urls.get(path, urls['nginx']), 'demo',
+                level = asyncio.run(drive(urls[path], 'demo',
                                           [], payloads, args.concurrency,
                                           args.warmup, args.seconds))
                 used = cpu_seconds(helping) - before
