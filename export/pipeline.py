@@ -10,20 +10,19 @@ import contextlib
 import dataclasses
 import json
 import logging
-import platform
 import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   Preprocessing, decode, prepare)
 from detection.runtime import Detector, runner
+from detection.versions import package_versions
 from triton_frcnn.files import write_atomic
 
 from . import checkpoint as ckpt
@@ -127,16 +126,6 @@ def _files(artifact: Path) -> List[Path]:
     if artifact.suffix == '.xml':
         return [artifact, artifact.with_suffix('.bin')]
     return [artifact]
-
-
-def package_versions() -> dict:
-    found = {'python': platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
 
 
 def run(request: Request) -> Result:
@@ -297,7 +286,7 @@ def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
         'classes': list(loaded.classes),
         **extra,  # parity (of the fp32 graph), openvino, int8's gate
-        'versions': package_versions(),
+        'versions': package_versions(PACKAGES),
     }
 
 
