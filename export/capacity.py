@@ -11,7 +11,12 @@ container's CPU quota; ``--cpus`` overrides):
   core those processes need (docs/performance.md has the measurement);
 * preprocess and postprocess: one instance each, one thread: together
   they are 1-3% of a request's time, so one process keeps up with a detector
-  on many cores, and more threads would only compete with the detector's;
+  on many cores, and more threads would only compete with the detector's.
+  On a GPU host the detector leaves the cores free while one preprocess
+  takes ~35 ms an R50-FPN image (measured on a lent H100's host), a cap of
+  ~28 images/s below the card's: preprocessing gets half the CPUs as
+  instances there (one thread each), the rest staying for the server,
+  the postprocess and ONNX Runtime's host side;
 * no batching of separate requests on a CPU: a batch of n images costs n
   single runs there (measured 0.96-1.07x for both detectors), so a batch
   gains nothing and makes each of its requests wait for all the others (p99
@@ -78,6 +83,10 @@ class Capacity:
             return {'INFERENCE_NUM_THREADS': str(self.detector_threads)}
         return {'intra_op_thread_count': str(self.detector_threads),
                 'inter_op_thread_count': '1', 'allow_spinning': '0'}
+
+    @property
+    def preprocess_instances(self) -> int:
+        return max(1, self.cpus // 2) if self.gpu else 1
 
     @property
     def preprocess_parameters(self) -> Dict[str, str]:

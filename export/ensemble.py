@@ -70,7 +70,7 @@ def _add(field, tensors: Sequence[wire.Tensor]) -> None:
 
 def _python_model(name: str, max_batch_size: int, inputs, outputs,
                   source: str, parameters: dict, capacity: Capacity,
-                  settings: Optional[dict] = None) -> Model:
+                  settings: Optional[dict] = None, instances: int = 1) -> Model:
     """``parameters``: the version's (parameters.json); ``settings``: the
     host's, in config.pbtxt."""
     config = mc.ModelConfig(name=name, backend='python',
@@ -78,7 +78,8 @@ def _python_model(name: str, max_batch_size: int, inputs, outputs,
     _add(config.input, inputs)
     _add(config.output, outputs)
     triton_config.limit_queue(config, capacity)
-    config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.instance_group.add(count=instances,
+                              kind=mc.ModelInstanceGroup.KIND_CPU)
     for key, value in (settings or {}).items():
         config.parameters[key].string_value = value
     return Model(config, TRITON_MODELS / source, parameters)
@@ -94,7 +95,7 @@ def models(name: str, detector: str, version: int, max_batch_size: int,
     preprocess = _python_model(
         pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),
         'preprocess.py', params.to_dict(), capacity,
-        capacity.preprocess_parameters)
+        capacity.preprocess_parameters, capacity.preprocess_instances)
     postprocess = _python_model(
         post, max_batch_size,
         [_intermediate(n) for n in [*DETECTOR_OUTPUTS, *to_post]], wire.OUTPUTS,

@@ -58,8 +58,7 @@ def limit_queue(config: mc.ModelConfig, capacity: Capacity,
     stays whole)."""
     batching = config.dynamic_batching
     batching.max_queue_delay_microseconds = max_queue_delay_us if batches else 0
-    if not batches:
-        batching.preferred_batch_size[:] = [1]
+    batching.preferred_batch_size[:] = [] if batches else [1]
     policy = batching.default_queue_policy
     policy.max_queue_size = capacity.max_queue
     policy.timeout_action = mc.ModelQueuePolicy.REJECT
@@ -88,24 +87,14 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         for tensor in spec:
             field.add(name=tensor.name, data_type=tensor.data_type,
                       dims=list(tensor.dims))
-    limit_queue(config, capacity, max_queue_delay_us,
-                batches=capacity.detector_batches)
-    group = config.instance_group.add(
-        count=capacity.detector_instances,
-        kind=mc.ModelInstanceGroup.KIND_GPU if capacity.gpu
-        else mc.ModelInstanceGroup.KIND_CPU)
-    if device.gpu:
-        group.gpus[:] = [device.index]
+    place(config, capacity, device, max_queue_delay_us)
     warmup = config.model_warmup.add(name='zeros', batch_size=1)
     for tensor in inputs:
         canvas = iter(warmup_hw)  # the dynamic axes are height, width
         dims = [d if d > 0 else next(canvas) for d in tensor.dims]
         warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
             data_type=tensor.data_type, dims=dims, zero_data=True))
-    settings = {**capacity.detector_parameters(fmt.backend),
-                **(device.parameters() if fmt.backend == 'onnxruntime' else {}),
-                **(parameters or {})}
-    for key, value in settings.items():
+    for key, value in (parameters or {}).items():
         config.parameters[key].string_value = str(value)
     if trt_accelerator:
         accelerator = config.optimization.execution_accelerators \
@@ -113,6 +102,30 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         accelerator.parameters['precision_mode'] = trt_accelerator
         accelerator.parameters['max_workspace_size_bytes'] = str(1 << 30)
     return config
+
+
+def place(config: mc.ModelConfig, capacity: Capacity, device: Device,
+          max_queue_delay_us: int = 2000, tf32: bool = False) -> None:
+    """Where the detector runs and how its queue feeds it: the instance
+    group on ``device``, the queue policy, batching and threads ``capacity``
+    gives, and ONNX Runtime's CUDA settings (exact fp32 unless ``tf32``).
+    The export calls it; so does ``python -m bench.gpu``, which moves a
+    detector exported on a host without a GPU onto the GPU host's card (the
+    graph file is the same for both)."""
+    limit_queue(config, capacity, max_queue_delay_us,
+                batches=capacity.detector_batches)
+    del config.instance_group[:]
+    group = config.instance_group.add(
+        count=capacity.detector_instances,
+        kind=mc.ModelInstanceGroup.KIND_GPU if capacity.gpu
+        else mc.ModelInstanceGroup.KIND_CPU)
+    if device.gpu:
+        group.gpus[:] = [device.index]
+    settings = {**capacity.detector_parameters(config.backend),
+                **(device.parameters(tf32) if config.backend == 'onnxruntime'
+                   else {})}
+    for key, value in settings.items():
+        config.parameters[key].string_value = value
 
 
 def serve_only(config: mc.ModelConfig, version: int) -> None:

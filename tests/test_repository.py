@@ -96,8 +96,8 @@ def test_deploy_configs_follow_mmdeploy_naming_and_inherit():
 @pytest.mark.parametrize('cpus', [1, 2, 16])
 def test_thread_budget_follows_the_rule(cpus):
     """The detector gets every CPU with spinning off; preprocessing one
-    OpenCV thread; every model a queue cap and a wait limit, and on a CPU
-    one request an execution."""
+    OpenCV thread, one instance (half the CPUs' on a GPU host); every model
+    a queue cap and a wait limit, and on a CPU one request an execution."""
     from export.capacity import Capacity
     from export.ensemble import models
     from detection.preprocess import Preprocessing
@@ -111,7 +111,12 @@ def test_thread_budget_follows_the_rule(cpus):
     pre, post, ensemble = (m.config for m in models(
         'm', 'det', 3, 8, Preprocessing(), ['a'], 0.05, capacity))
     assert pre.parameters['threads'].string_value == '1'
+    assert pre.instance_group[0].count == post.instance_group[0].count == 1
     assert not post.parameters and not ensemble.HasField('dynamic_batching')
+    on_gpu = [m.config for m in models('m', 'det', 3, 8, Preprocessing(), ['a'],
+                                       0.05, Capacity(cpus, gpu=True))]
+    assert [m.instance_group[0].count for m in on_gpu[:2]] == [
+        max(1, cpus // 2), 1]  # the cores feed the card
     for model in (config, pre, post):
         policy = model.dynamic_batching.default_queue_policy
         assert policy.max_queue_size == 5
