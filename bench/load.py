@@ -168,3 +168,11 @@ def split(before: Dict[str, Dict], after: Dict[str, Dict]) -> Dict[str, Dict]:
                       'per_execution': round(delta['requests'] / max(
                           delta['executions'], 1), 2)}
     return rows
+
+
+def share(models: Dict[str, Dict], names: Sequence[str]) -> float:
+    """``names``' part of the time a request spends in the composing models,
+    queueing and compute (from ``split``)."""
+    spent = {n: m['queue_ms'] + m['compute_ms'] for n, m in models.items()}
+    total = sum(spent.values())
+    return sum(spent[n] for n in names) / total if total else 0.0

@@ -4,12 +4,14 @@ only where CUDA does (skipped elsewhere, with the reason)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 import types
 
+import cv2
 import numpy as np
 import pytest
 
@@ -105,7 +107,7 @@ def test_the_backend_puts_a_gpu_instance_on_its_gpu_with_the_configs_settings():
 
 @pytest.mark.skipif(visible_gpus() > 0, reason='this host has a GPU')
 def test_a_gpu_model_on_a_host_without_one_is_left_out_and_the_rest_served(
-        exported, tmp_path):
+        exported, exported_demo, tmp_path):
     request, _ = exported
     repo = tmp_path / 'repo'
     shutil.copytree(request.repository, repo, copy_function=os.link)
@@ -147,3 +149,132 @@ def test_served_on_the_gpu_equals_the_cpu_path(stack, tmp_path):
     assert len(got) == len(want) > 0
     np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-3)
+
+
+def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
+        exported, exported_demo, tmp_path):
+    """What ``python -m bench.gpu`` serves on a GPU host that has no mmdet:
+    the repository exported here, its detector moved onto the card."""
+    from bench.gpu import place_repository
+    from export.capacity import available_cpus
+    request, _ = exported
+    placed = tmp_path / 'placed'
+    version = place_repository(request.repository, placed, 'demo',
+                               Device('cuda', 1), tf32=False)
+    assert sorted(p.name for p in placed.iterdir()) == [
+        'demo', 'demo_detector', 'demo_postprocess', 'demo_preprocess']
+    config = parse((placed / 'demo_detector' / 'config.pbtxt').read_text())
+    group = config.instance_group[0]
+    assert group.kind == mc.ModelInstanceGroup.KIND_GPU and list(group.gpus) == [1]
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert (params['use_tf32'], params['cudnn_conv_algo_search']) == ('0', '2')
+    assert params['intra_op_thread_count'] == str(available_cpus())
+    assert not config.dynamic_batching.preferred_batch_size  # batches there
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    pre = parse((placed / 'demo_preprocess' / 'config.pbtxt').read_text())
+    assert pre.instance_group[0].count == max(1, available_cpus() // 2)
+    source = request.repository / 'demo_detector'
+    assert parse((source / 'config.pbtxt').read_text()).instance_group[0] \
+        .kind == mc.ModelInstanceGroup.KIND_CPU
+    assert (version / 'model.onnx').samefile(source / version.name / 'model.onnx')
+
+
+def test_the_gpu_bench_runs_on_a_cpu_and_its_report_adds_up(
+        exported, exported_demo, unseen_images, tmp_path):
+    """``python -m bench.gpu --device cpu``: every path ran on the same
+    images, parity is exact (the same CPU), and the ratios are the rows'
+    (PyTorch eager where torchvision loads, as on a GPU host)."""
+    from bench import gpu
+    request, _ = exported
+    out = tmp_path / 'gpu'
+    eager = not gpu.eager_unavailable()
+    assert gpu.main([
+        '-r', str(request.repository), '-m', 'demo', '--device', 'cpu',
+        '--images', *map(str, unseen_images[:2]), '--batch', '1', '2',
+        '--rounds', '1', '--concurrency', '1', '2', '--seconds', '3',
+        '--warmup', '1', '--out', str(out)] + ([] if eager else ['--no-eager'])
+    ) == 0
+    report = json.loads((out / 'gpu.json').read_text())
+    names = [p.name for p in unseen_images[:2]]
+    for kind in ('in_process', 'served'):
+        assert sorted(report['parity'][kind]) == sorted(names)
+        assert all(row['fraction'] == 1.0
+                   for row in report['parity'][kind].values()), report['parity']
+    assert report['driver'] is None and 'CPUs)' in report['device']
+    rows = report['paths']
+    paths = ['onnxruntime'] + ['pytorch eager'] * eager
+    assert sorted(rows) == [f'{p} batch {n}' for p in paths for n in (1, 2)]
+    for row in rows.values():
+        assert abs(row['ms_per_image'] * row['images_per_s'] - 1000) < 10
+    served = report['served']
+    assert [row['concurrency'] for row in served] == [1, 2]
+    assert all(row['errors'] == 0 and row['requests'] > 0 for row in served)
+    best = max(served, key=lambda row: row['throughput'])
+    ratios = report['ratios']
+    text = (out / 'gpu.md').read_text()
+    if eager:
+        fastest = max(rows['pytorch eager batch 1']['images_per_s'],
+                      rows['pytorch eager batch 2']['images_per_s'])
+        assert ratios['served_vs_pytorch'] == round(
+            best['throughput'] / fastest, 3)
+        assert f'**{ratios["served_vs_pytorch"]}x**' in text
+    else:
+        assert ratios['served_vs_pytorch'] is ratios['onnxruntime_vs_pytorch'] is None
+        assert f'PyTorch eager left out (--no-eager); best served at c={best["concurrency"]}' in text
+    assert ratios['best_concurrency'] == best['concurrency']
+    spent = {n: m['queue_ms'] + m['compute_ms'] for n, m in best['models'].items()}
+    assert ratios['prepost_share_at_best'] == round(
+        (spent['demo_preprocess'] + spent['demo_postprocess'])
+        / sum(spent.values()), 4)
+    placed = out / 'model_repository' / 'demo_detector'
+    (meta,) = placed.glob('*/metadata.json')
+    assert report['export_parity_vs_mmdet'] == json.loads(meta.read_text())['parity']
+
+
+def eager_missing() -> str:
+    from bench.gpu import eager_unavailable
+    return eager_unavailable()
+
+
+@pytest.mark.skipif(bool(eager_missing()), reason=eager_missing())
+def test_the_eager_baseline_does_the_whole_job():
+    """torchvision's R50-FPN as the bench runs it: decoded from the bytes,
+    a hundred detections an image, boxes back on the host."""
+    from bench.gpu import eager_model
+    from detection.preprocess import Preprocessing
+    call = eager_model(Preprocessing(scale=(320, 320)), Device(), tf32=False)
+    payload = cv2.imencode('.jpg', photo_like(300, 200, 5))[1].tobytes()
+    out = call([payload, payload])
+    assert len(out) == 2 and out[0]['boxes'].shape == (100, 4)
+    assert out[0]['boxes'].device.type == 'cpu'
+    assert float(out[0]['boxes'][:, 2].max()) <= 300.0
+    np.testing.assert_allclose(out[0]['boxes'], out[1]['boxes'], atol=1e-3)
+
+
+@pytest.mark.skipif(not no_cuda(), reason='this host has CUDA')
+def test_the_gpu_bench_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
+    from bench import gpu
+    assert gpu.main(['-r', str(tmp_path), '--out', str(tmp_path / 'o')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('bench.gpu: error: --device cuda:0')
+    assert gpu.main(['-r', str(tmp_path), '-m', 'x', '--device', 'cpu',
+                     '--out', str(tmp_path / 'o')]) == 1
+    assert capsys.readouterr().err == (
+        f"bench.gpu: error: {tmp_path} holds no exported 'x' (x_preprocess, "
+        'x_detector, x_postprocess, x missing; python -m export -r REPO -m '
+        'NAME writes them)\n')
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.skipif(not eager_missing(), reason='torchvision loads here')
+def test_without_torchvision_the_gpu_bench_says_how_to_run(
+        exported, exported_demo, tmp_path, capsys):
+    from bench import gpu
+    request, _ = exported
+    assert gpu.main(['-r', str(request.repository), '-m', 'demo',
+                     '--device', 'cpu', '--out', str(tmp_path / 'o')]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith('bench.gpu: error: PyTorch eager needs a working '
+                           'torchvision (') and line.endswith(
+        '); --no-eager leaves it out')
+    assert not (tmp_path / 'o').exists()
