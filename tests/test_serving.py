@@ -78,16 +78,23 @@ def test_concurrent_requests_are_batched_and_stay_exact(det, grpc_url,
         Image.fromarray(photo_like(330, 250, 200 + i)).save(path)
         paths.append(path)
     alone = [det(p) for p in paths]
-    before = detector_stats(grpc_url)
-    with ThreadPoolExecutor(8) as pool:
-        together = list(pool.map(det, paths))
-    after = detector_stats(grpc_url)
-    grown = {size: after.get(size, 0) - before.get(size, 0) for size in after}
-    assert any(size > 1 and count > 0 for size, count in grown.items()), grown
-    for a, t in zip(alone, together):
-        assert len(a) == len(t) > 0
-        np.testing.assert_allclose(t.boxes, a.boxes, atol=1e-3)
-        np.testing.assert_allclose(t.scores, a.scores, atol=1e-5)
+    sizes = []
+    # up to three bursts: on a busy host the one preprocess instance can
+    # space a burst out beyond the batcher's 50 ms wait
+    for _ in range(3):
+        before = detector_stats(grpc_url)
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(det, paths))
+        after = detector_stats(grpc_url)
+        sizes += [size for size in after
+                  if size > 1 and after[size] > before.get(size, 0)]
+        for a, t in zip(alone, together):
+            assert len(a) == len(t) > 0
+            np.testing.assert_allclose(t.boxes, a.boxes, atol=1e-3)
+            np.testing.assert_allclose(t.scores, a.scores, atol=1e-5)
+        if sizes:
+            break
+    assert sizes, 'three bursts of 8 ran one request an execution'
 
 
 def test_drawn_image_differs_exactly_where_detections_are(det):
