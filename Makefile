@@ -40,11 +40,12 @@ checkpoint: setup  ## download the COCO Faster R-CNN weights and verify their ha
 	$(PY) -m export.checkpoint -o checkpoints
 
 export: setup  ## checkpoint + config -> verified model in the Triton repository
-	$(if $(filter %int8,$(FORMAT)),$(if $(filter $(DATA)/%,$(EVAL_ANN) $(CALIBRATION)),\
+	$(if $(filter %int8 %fp16 %tf32,$(FORMAT)),$(if $(filter $(DATA)/%,$(EVAL_ANN) $(CALIBRATION)),\
 	  $(PY) -m synthetic -o $(DATA) --train 64))
 	$(PY) -m export -c $(CONFIG) -w $(CHECKPOINT) -f $(FORMAT) -m $(MODEL) -r $(REPOSITORY) \
-	  $(if $(filter %int8,$(FORMAT)),--calibration $(CALIBRATION) \
-	  --accuracy-ann $(EVAL_ANN) --accuracy-images $(EVAL_IMAGES))
+	  $(if $(filter %int8,$(FORMAT)),--calibration $(CALIBRATION)) \
+	  $(if $(filter %int8 %fp16 %tf32,$(FORMAT)),\
+	  --accuracy-ann $(EVAL_ANN) --accuracy-images $(EVAL_IMAGES)) $(EXPORT_ARGS)
 
 serve: setup  ## run Triton on the repository until Ctrl-C
 	$(PY) -m serve -r $(REPOSITORY) --host $(HOST) --http-port $(HTTP_PORT) \

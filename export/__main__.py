@@ -35,8 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('-f', '--format', choices=sorted(FORMATS),
                    default='onnxruntime', help='export format')
     p.add_argument('-m', '--name', default='faster_rcnn',
-                   help='model name (int8 and openvino are served as '
-                   '<name>_int8 and <name>_openvino beside it); the detector '
+                   help='model name (int8, fp16, tf32 and openvino are served '
+                   'as <name>_int8... beside it); the detector '
                    'is written as <model>_detector (default: %(default)s)')
     p.add_argument('-r', '--repository', type=location,
                    default=paths.MODEL_REPOSITORY,
@@ -85,15 +85,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='int8: images or folders to calibrate on (the first '
                    '64 are used)')
     p.add_argument('--accuracy-ann', type=Path,
-                   help='int8: COCO annotations of the mAP gate (images not '
-                   'used for calibration)')
+                   help='int8, fp16, tf32: COCO annotations of the mAP gate '
+                   '(images not used for calibration)')
     p.add_argument('--accuracy-images', type=Path,
-                   help='int8: the folder of those images')
+                   help='int8, fp16, tf32: the folder of those images')
     p.add_argument('--accuracy-limit', type=int, default=0,
-                   help='int8: first N annotated images only (0: all)')
-    p.add_argument('--max-map-drop', type=float, default=1.0,
-                   help='int8: largest allowed AP drop from fp32, in points '
-                   '(default: %(default)s)')
+                   help='int8, fp16, tf32: first N annotated images only '
+                   '(0: all)')
+    p.add_argument('--max-map-drop', type=float, default=None,
+                   help='int8, fp16, tf32: largest allowed AP drop from fp32, '
+                   'in points (default: the format\'s, int8 1.0, fp16 and '
+                   'tf32 0.3)')
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
     if args.version is not None and args.version < 1:

@@ -8,6 +8,8 @@ from typing import Optional
 
 from detection import paths
 
+from .device import Device
+
 
 @dataclass(frozen=True)
 class Format:
@@ -18,6 +20,8 @@ class Format:
     platform: str = ''       # ...or `platform:` (tensorrt_plan)
     precision: str = 'fp32'
     gpu: bool = False        # needs a CUDA GPU and the tensorrt package
+    cuda: bool = False       # needs --device cuda (TF32 exists only there)
+    max_map_drop: float = 1.0  # the mAP gate's default, reduced precisions
     max_batch_size: int = 8
     # served as <name><suffix>, beside the default format's <name>
     suffix: str = ''
@@ -30,15 +34,31 @@ class Format:
         return base + self.suffix
 
     @property
+    def gated(self) -> bool:
+        """Judged by mAP against its fp32 graph before it is published (a
+        TensorRT engine is not: it is built where it runs)."""
+        return self.backend == 'onnxruntime' and self.precision != 'fp32'
+
+    @property
     def needs(self) -> str:
         if self.gpu:
             return 'GPU + TensorRT'
+        where = ('CUDA GPU (--device cuda)' if self.cuda else 'CPU or CUDA GPU'
+                 if self.backend == 'onnxruntime' and self.precision != 'int8'
+                 else 'CPU')
         if self.precision == 'int8':
-            return 'CPU; calibration images; COCO annotations for the mAP gate'
-        return 'CPU'
+            return f'{where}; calibration images; COCO annotations for the mAP gate'
+        if self.gated:
+            return f'{where}; COCO annotations for the mAP gate'
+        return where
 
-    def unavailable(self) -> Optional[str]:
-        """Why this format cannot be built on this host, or None."""
+    def unavailable(self, device: Device = Device()) -> Optional[str]:
+        """Why this format cannot be built for ``device`` on this host, or
+        None."""
+        if self.cuda and not device.gpu:
+            return (f'format {self.name} runs fp32 graphs with TF32 '
+                    'arithmetic, which only a CUDA GPU has: export it with '
+                    '--device cuda[:N]')
         if not self.gpu:
             return None
         try:
@@ -59,6 +79,12 @@ FORMATS = {f.name: f for f in (
     Format('onnxruntime-int8', 'detection_onnxruntime-int8_dynamic.py',
            'model.onnx', backend='onnxruntime', precision='int8',
            suffix='_int8'),
+    Format('onnxruntime-fp16', 'detection_onnxruntime-fp16_dynamic.py',
+           'model.onnx', backend='onnxruntime', precision='fp16',
+           max_map_drop=0.3, suffix='_fp16'),
+    Format('onnxruntime-tf32', 'detection_onnxruntime-tf32_dynamic.py',
+           'model.onnx', backend='onnxruntime', precision='tf32', cuda=True,
+           max_map_drop=0.3, suffix='_tf32'),
     Format('openvino', 'detection_openvino_dynamic.py', 'model.xml',
            backend='openvino', suffix='_openvino'),
     Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',

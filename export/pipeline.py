@@ -1,5 +1,5 @@
 """The export stage: load -> ONNX -> check -> [OpenVINO] -> parity ->
-[int8: quantise -> mAP gate] -> [TensorRT] -> publish.
+[int8, fp16, tf32: reduce -> mAP gate] -> [TensorRT] -> publish.
 
 Every step logs what it did, how long it took and what it wrote. Nothing
 reaches the model repository until every check has passed.
@@ -27,8 +27,8 @@ from triton_frcnn.files import write_atomic
 
 from . import checkpoint as ckpt
 from . import model as detector_model
-from . import (accuracy, ensemble, onnx_export, openvino_ir, parity, quantize,
-               repository, store)
+from . import (accuracy, ensemble, fp16, onnx_export, openvino_ir, parity,
+               quantize, repository, store)
 from . import triton_config
 from .capacity import Capacity
 from .device import Device
@@ -63,12 +63,13 @@ class Request:
     batch_requests: Optional[bool] = None  # None: on a GPU only
     max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
     max_bytes: int = DEFAULT_MAX_BYTES
-    # int8 only: calibration images, and the annotated set of the mAP gate
+    # int8 only: calibration images; int8, fp16, tf32: the mAP gate's
+    # annotated set and largest AP drop (None: the format's)
     calibration: Sequence[Path] = ()
     accuracy_ann: Optional[Path] = None
     accuracy_images: Optional[Path] = None
     accuracy_limit: int = 0
-    max_map_drop: float = 1.0
+    max_map_drop: Optional[float] = None
     # False only for `make bench`'s own scratch repository: its model has
     # random weights, which no annotated set can judge (not on the CLI)
     accuracy_gate: bool = True
@@ -89,6 +90,11 @@ class Request:
         device = Device.parse(self.device)
         return Device('cuda') if FORMATS[self.format].gpu and not device.gpu \
             else device
+
+    @property
+    def map_drop(self) -> float:
+        return (FORMATS[self.format].max_map_drop if self.max_map_drop is None
+                else self.max_map_drop)
 
     @property
     def capacity(self) -> Capacity:
@@ -130,17 +136,20 @@ def _files(artifact: Path) -> List[Path]:
 
 def run(request: Request) -> Result:
     fmt: Format = FORMATS[request.format]
-    reason = fmt.unavailable() or request.target.unavailable()
+    reason = fmt.unavailable(request.target) or request.target.unavailable()
     if reason:
         raise ExportError(reason)
     if not request.images:
         raise ExportError('parity needs at least one image')
-    if fmt.precision == 'int8' and not (
-            request.calibration and (not request.accuracy_gate or (
-                request.accuracy_ann and request.accuracy_images))):
-        raise ExportError(f'format {fmt.name} needs calibration images '
-                          '(--calibration) and an annotated set for its mAP '
-                          'gate (--accuracy-ann, --accuracy-images)')
+    calibrates = fmt.precision == 'int8'
+    if fmt.gated and not ((request.calibration or not calibrates) and (
+            not request.accuracy_gate
+            or (request.accuracy_ann and request.accuracy_images))):
+        raise ExportError(
+            f'format {fmt.name} needs '
+            + 'calibration images (--calibration) and ' * calibrates
+            + 'an annotated set for its mAP gate (--accuracy-ann, '
+            '--accuracy-images)')
     if store.is_s3(request.repository):
         return to_s3(request)
     fresh = not (Path(request.repository) / request.detector_name).exists()
@@ -188,8 +197,7 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     loaded = load(request)
     split = (accuracy.annotated_split(
         request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
-        loaded.classes) if fmt.precision == 'int8' and request.accuracy_gate
-        else None)
+        loaded.classes) if fmt.gated and request.accuracy_gate else None)
     images = [Path(p) for p in request.images]
     decoded = [decode(p.read_bytes()) for p in images]
     with tempfile.TemporaryDirectory(prefix='export-') as workdir:
@@ -204,10 +212,10 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
                                      request.target.providers()),
                 images, decoded, request)
             note['done'] = parity.summary(matches)
-        if fmt.precision == 'int8':
-            artifact, gated = quantize_and_gate(
-                onnx_path, loaded.params, deploy_cfg, loaded.classes, split,
-                request, work)
+        if fmt.gated:
+            artifact, gated = reduce_and_gate(
+                fmt, onnx_path, loaded.params, deploy_cfg, loaded.classes,
+                split, request, work)
             extra_meta.update(gated)
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
@@ -285,7 +293,7 @@ def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         'preprocessing': loaded.params.to_dict(),
         'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
         'classes': list(loaded.classes),
-        **extra,  # parity (of the fp32 graph), openvino, int8's gate
+        **extra,  # parity (of the fp32 graph), openvino, the mAP gate
         'versions': package_versions(PACKAGES),
     }
 
@@ -329,36 +337,69 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         f'{", ".join(p.parent.name for p in served[:2])}')
 
 
-def quantize_and_gate(onnx_path: Path, params: Preprocessing, deploy_cfg,
-                      classes: Sequence[str], split, request: Request,
-                      work: Path) -> Tuple[Path, dict]:
-    """The int8 graph, and what the metadata records of how it was made
-    and judged (on ``split``; None: not gated); raises (nothing written)
-    when the mAP gate fails."""
-    calib = deploy_cfg.calib_config
-    with step('quantize') as note:
-        int8 = quantize.quantize(onnx_path, request.calibration, params,
-                                 deploy_cfg, work / 'int8.onnx')
-        ops = onnx_export.check(int8)
-        calibrated = min(len(request.calibration), calib.max_images)
-        note['done'] = (f'{calib.method} calibration on {calibrated} images; '
-                        f'{ops["QuantizeLinear"]} QuantizeLinear, '
-                        f'{ops["DequantizeLinear"]} DequantizeLinear -> '
-                        f'{int8.name} ({_size(int8)})')
-    meta = {'calibration': {'images': calibrated, **calib.to_dict()},
-            'accuracy': 'not gated: benchmark only'}
+def reduce_and_gate(fmt: Format, onnx_path: Path, params: Preprocessing,
+                    deploy_cfg, classes: Sequence[str], split,
+                    request: Request, work: Path) -> Tuple[Path, dict]:
+    """The reduced-precision model and what the metadata records of how it
+    was made and judged against the fp32 graph, on the device it will run
+    on (on ``split``; None: not gated); raises (nothing written) when the
+    mAP gate fails."""
+    name, reduce = REDUCE[fmt.precision]
+    with step(name) as note:
+        graph, meta, note['done'] = reduce(onnx_path, params, deploy_cfg,
+                                           request, work)
+    meta['accuracy'] = 'not gated: benchmark only'
     if split is None:
         log.warning('accuracy: not gated (a benchmark-only export)')
-        return int8, meta
+        return graph, meta
+    device = request.target
     with step('accuracy') as note:
-        gate = accuracy.check(onnx_path, int8, params, split, classes,
-                              request.max_map_drop)
+        gate = accuracy.check(
+            onnx_path, graph, params, split, classes, request.map_drop,
+            fmt.precision, (device.providers(),
+                            device.providers(tf32=fmt.precision == 'tf32')))
         note['done'] = f'{gate.summary()} of {request.accuracy_ann}'
     meta['accuracy'] = {'annotations': str(request.accuracy_ann),
-                        'images': gate.images, 'ap_fp32': gate.reference_ap,
-                        'ap_int8': gate.candidate_ap,
+                        'images': gate.images, 'device': str(device),
+                        'ap_fp32': gate.reference_ap,
+                        f'ap_{fmt.precision}': gate.candidate_ap,
                         'max_drop': gate.max_drop}
-    return int8, meta
+    return graph, meta
+
+
+def quantized(onnx_path: Path, params: Preprocessing, deploy_cfg,
+              request: Request, work: Path) -> Tuple[Path, dict, str]:
+    calib = deploy_cfg.calib_config
+    int8 = quantize.quantize(onnx_path, request.calibration, params,
+                             deploy_cfg, work / 'int8.onnx')
+    ops = onnx_export.check(int8)
+    calibrated = min(len(request.calibration), calib.max_images)
+    return int8, {'calibration': {'images': calibrated, **calib.to_dict()}}, (
+        f'{calib.method} calibration on {calibrated} images; '
+        f'{ops["QuantizeLinear"]} QuantizeLinear, {ops["DequantizeLinear"]} '
+        f'DequantizeLinear -> {int8.name} ({_size(int8)})')
+
+
+def halved(onnx_path: Path, params: Preprocessing, deploy_cfg,
+           request: Request, work: Path) -> Tuple[Path, dict, str]:
+    graph, kept = fp16.convert(onnx_path, deploy_cfg, work / 'fp16.onnx')
+    onnx_export.check(graph)
+    common = dict(deploy_cfg.backend_config.common_config)
+    return graph, {'fp16': {**common, 'kept_fp32': kept}}, (
+        f'ONNX Runtime\'s float16 conversion, inputs and outputs fp32, '
+        f'{", ".join(kept) or "no op"} kept fp32 -> {graph.name} '
+        f'({_size(graph)})')
+
+
+def as_tf32(onnx_path: Path, params: Preprocessing, deploy_cfg,
+            request: Request, work: Path) -> Tuple[Path, dict, str]:
+    return onnx_path, {'tf32': {'use_tf32': 1}}, (
+        f'the fp32 graph, to run with use_tf32=1 on {request.target}')
+
+
+# precision -> the step's name in the log, and the step
+REDUCE = {'int8': ('quantize', quantized), 'fp16': ('fp16', halved),
+          'tf32': ('tf32', as_tf32)}
 
 
 def canvas_hw(params: Preprocessing) -> tuple:

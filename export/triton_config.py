@@ -87,7 +87,8 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         for tensor in spec:
             field.add(name=tensor.name, data_type=tensor.data_type,
                       dims=list(tensor.dims))
-    place(config, capacity, device, max_queue_delay_us)
+    place(config, capacity, device, max_queue_delay_us,
+          tf32=fmt.precision == 'tf32')
     warmup = config.model_warmup.add(name='zeros', batch_size=1)
     for tensor in inputs:
         canvas = iter(warmup_hw)  # the dynamic axes are height, width

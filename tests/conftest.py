@@ -111,6 +111,20 @@ def exported_demo_int8(exported, val_split, tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def exported_demo_fp16(exported, exported_demo, val_split):
+    """The demo detector as ``-f onnxruntime-fp16`` (served as ``demo_fp16``
+    beside ``demo``), gated on ``val_split``."""
+    from export.pipeline import Request, run
+    request, _ = exported
+    return run(Request(
+        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
+        format='onnxruntime-fp16', images=[val_split.path(i) for i in
+                                           val_split.image_ids[:2]],
+        repository=request.repository, accuracy_ann=val_split.ann_file,
+        accuracy_images=val_split.image_dir)).version_dir
+
+
+@pytest.fixture(scope='session')
 def exported_openvino(exported):
     """The same R50 and checkpoint as ``-f openvino``: served as
     ``faster_rcnn_openvino`` beside ``faster_rcnn``."""
@@ -138,8 +152,8 @@ def mmdet_model(random_checkpoint):
 
 
 @pytest.fixture(scope='session')
-def stack(exported, exported_demo, exported_demo_int8, exported_openvino,
-          tmp_path_factory):
+def stack(exported, exported_demo, exported_demo_int8, exported_demo_fp16,
+          exported_openvino, tmp_path_factory):
     """The one server of the session, on the repository every export
     above wrote into."""
     from tools.stack import served

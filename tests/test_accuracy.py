@@ -1,5 +1,6 @@
 """Accuracy by COCO mAP: the committed demo detector, PyTorch vs the fp32
-export (in process and served) and the int8 export (in process and served)."""
+export (in process and served) and the int8 and fp16 exports (in process and
+served)."""
 from __future__ import annotations
 
 from triton_frcnn.client import TritonDetector
@@ -11,21 +12,25 @@ from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG
 
 
 def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
-                                 grpc_url):
-    """fp32 equals PyTorch (within 0.2 AP); int8 stays within the 1.0 point
-    its export gate allows."""
+                                 exported_demo_fp16, grpc_url):
+    """fp32 equals PyTorch (within 0.2 AP); int8 and fp16 stay within the
+    1.0 and 0.3 points their export gates allow of the fp32 export."""
     from export import model as detector_model
     model, _ = detector_model.load(DEMO_CONFIG, DEMO_CHECKPOINT)
     classes = model.dataset_meta['classes']
     with TritonDetector(grpc_url, 'demo') as served, \
-            TritonDetector(grpc_url, 'demo_int8') as served_int8:
+            TritonDetector(grpc_url, 'demo_int8') as served_int8, \
+            TritonDetector(grpc_url, 'demo_fp16') as served_fp16:
         runs = {'pytorch': run_path('pytorch', val_split,
                                     lambda p: mmdet_detections(model, p)),
                 'onnxruntime': run_path('onnxruntime', val_split, exported_demo),
                 'triton': run_path('triton', val_split, served, 2),
                 'onnxruntime int8': run_path('onnxruntime int8', val_split,
                                              for_version(exported_demo_int8)),
-                'triton int8': run_path('triton int8', val_split, served_int8, 2)}
+                'triton int8': run_path('triton int8', val_split, served_int8, 2),
+                'onnxruntime fp16': run_path('onnxruntime fp16', val_split,
+                                             for_version(exported_demo_fp16)),
+                'triton fp16': run_path('triton fp16', val_split, served_fp16, 2)}
     stats = {name: val_split.evaluate(run['detections'], classes)
              for name, run in runs.items()}
     assert stats['pytorch']['AP'] >= 50, stats  # a trained model, not noise
@@ -34,5 +39,8 @@ def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
         for metric in ('AP', 'AP50', 'AP75'):
             assert abs(stats[name][metric] - stats['pytorch'][metric]) <= bound, \
                 (name, stats)
-    # serving adds nothing to int8's error: the same graph, the same numbers
+    assert stats['onnxruntime']['AP'] - stats['onnxruntime fp16']['AP'] <= 0.3
+    # serving adds nothing to a reduced precision's error: the same graph,
+    # the same numbers
     assert stats['triton int8'] == stats['onnxruntime int8']
+    assert stats['triton fp16'] == stats['onnxruntime fp16']

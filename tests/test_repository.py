@@ -91,6 +91,8 @@ def test_deploy_configs_follow_mmdeploy_naming_and_inherit():
     assert '| tensorrt-fp16 | <name> | tensorrt_plan |' in table()
     assert '| openvino | <name>_openvino | openvino | model.xml |' in table()
     assert '| onnxruntime-int8 | <name>_int8 | onnxruntime |' in table()
+    assert '| onnxruntime-fp16 | <name>_fp16 | onnxruntime | model.onnx | fp16 |' in table()
+    assert '| tf32 | CUDA GPU (--device cuda);' in table()
 
 
 @pytest.mark.parametrize('cpus', [1, 2, 16])
