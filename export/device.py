@@ -2,8 +2,8 @@
 
 For a GPU the export checks the export host has one (parity runs there),
 writes ``instance_group [{ kind: KIND_GPU, gpus: [N] }]`` and the CUDA
-execution provider's settings as config parameters, and turns request
-batching on. The settings keep fp32 exact: TF32 off (ONNX Runtime's CUDA
+execution provider's settings where NGC's native onnxruntime backend reads
+them, and turns request batching on. The settings keep fp32 exact: TF32 off (ONNX Runtime's CUDA
 provider turns it on by default, which moved 6 of 400 detections on an H100)
 and cuDNN's DEFAULT algorithm choice (an EXHAUSTIVE or HEURISTIC search is
 re-run whenever an input's shape changes, which is every new image size:
@@ -57,12 +57,19 @@ class Device:
                     '(nvidia-smi -L)')
         return None
 
-    def parameters(self, tf32: bool = False) -> Dict[str, str]:
-        """The CUDA provider's settings as config.pbtxt parameters."""
+    def parameters(self) -> Dict[str, str]:
+        """config.pbtxt parameters: cuDNN's algorithm search, under the
+        (deprecated) key the native backend reads last, over the accelerator's
+        options, and as EXHAUSTIVE when it is absent."""
         if not self.gpu:
             return {}
-        return {'cudnn_conv_algo_search': CUDNN_SEARCH['DEFAULT'],
-                'use_tf32': '1' if tf32 else '0'}
+        return {'cudnn_conv_algo_search': CUDNN_SEARCH['DEFAULT']}
+
+    def cuda_options(self, tf32: bool = False) -> Dict[str, str]:
+        """The parameters of the ``cuda`` gpu_execution_accelerator, which
+        the native backend passes to the CUDA provider as they are: TF32 off
+        unless asked (ONNX Runtime's default is on)."""
+        return {'use_tf32': '1' if tf32 else '0'} if self.gpu else {}
 
     def providers(self, tf32: bool = False) -> List[Union[str, tuple]]:
         """ONNX Runtime's providers for the in-process parity run, set up

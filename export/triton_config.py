@@ -122,11 +122,18 @@ def place(config: mc.ModelConfig, capacity: Capacity, device: Device,
         else mc.ModelInstanceGroup.KIND_CPU)
     if device.gpu:
         group.gpus[:] = [device.index]
+    onnxruntime = config.backend == 'onnxruntime'
     settings = {**capacity.detector_parameters(config.backend),
-                **(device.parameters(tf32) if config.backend == 'onnxruntime'
-                   else {})}
+                **(device.parameters() if onnxruntime else {})}
     for key, value in settings.items():
         config.parameters[key].string_value = value
+    accelerators = config.optimization.execution_accelerators \
+        .gpu_execution_accelerator
+    for old in [a for a in accelerators if a.name == 'cuda']:
+        accelerators.remove(old)
+    if device.gpu and onnxruntime:
+        accelerators.add(name='cuda').parameters.update(
+            device.cuda_options(tf32))
 
 
 def serve_only(config: mc.ModelConfig, version: int) -> None:

@@ -16,11 +16,11 @@ from export.device import Device
 from export.errors import ExportError
 from export.formats import FORMATS
 from export.pipeline import Request, run
-from export.triton_config import detector, parse, to_text
+from export.triton_config import detector, parse, place, to_text
 from triton_frcnn.client import TritonDetector
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, SAMPLES
-from .test_gpu import no_cuda
+from .test_gpu import cuda_options, no_cuda
 from .test_repository import INPUTS, OUTPUTS
 
 
@@ -100,11 +100,14 @@ def test_tf32_needs_a_cuda_device_in_one_line(tmp_path):
 
 
 def test_a_tf32_detector_runs_with_tf32_on_its_gpu():
+    capacity = Capacity(16, gpu=True)
     config = parse(to_text(detector(
         'det', FORMATS['onnxruntime-tf32'], INPUTS, OUTPUTS, (800, 1344),
-        Capacity(16, gpu=True), device=Device('cuda'))))
-    params = {k: v.string_value for k, v in config.parameters.items()}
-    assert (params['use_tf32'], params['cudnn_conv_algo_search']) == ('1', '2')
+        capacity, device=Device('cuda'))))
+    assert config.parameters['cudnn_conv_algo_search'].string_value == '2'
+    assert cuda_options(config) == {'use_tf32': '1'}
+    place(config, capacity, Device('cuda'))  # placed again: exact fp32
+    assert cuda_options(config) == {'use_tf32': '0'}
 
 
 @pytest.mark.skipif(bool(no_cuda()), reason=no_cuda() or 'CUDA is here')

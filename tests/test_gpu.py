@@ -20,6 +20,7 @@ from export.device import Device, visible_gpus
 from export.formats import FORMATS
 from export.triton_config import detector, parse, to_text
 from serve.server import TritonServer
+from google.protobuf.json_format import MessageToDict
 from tritonclient.grpc import model_config_pb2 as mc
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, photo_like
@@ -31,6 +32,14 @@ RUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'runtime.py'
 def no_cuda() -> str:
     """Why the GPU path cannot run here, or ''."""
     return Device('cuda').unavailable() or ''
+
+
+def cuda_options(config: mc.ModelConfig) -> dict:
+    """What NGC's onnxruntime backend passes to the CUDA provider: the
+    ``cuda`` gpu_execution_accelerator's parameters."""
+    (cuda,) = [a for a in config.optimization.execution_accelerators
+               .gpu_execution_accelerator if a.name == 'cuda']
+    return dict(cuda.parameters)
 
 
 def test_devices_parse_as_mmdeploy_spells_them():
@@ -53,13 +62,14 @@ def test_a_gpu_detector_config_runs_on_its_gpu_exactly_and_batches():
     assert list(group.gpus) == [1]
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert params['cudnn_conv_algo_search'] == '2'  # DEFAULT: no re-search
-    assert params['use_tf32'] == '0'                # exact fp32
+    assert cuda_options(config) == {'use_tf32': '0'}  # exact fp32
     assert not config.dynamic_batching.preferred_batch_size
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     cpu = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
                                  OUTPUTS, (800, 1344), Capacity(2))))
     assert cpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
-    assert 'use_tf32' not in cpu.parameters and not cpu.instance_group[0].gpus
+    assert not cpu.HasField('optimization') and not cpu.instance_group[0].gpus
+    assert 'cudnn_conv_algo_search' not in cpu.parameters
     assert Device('cuda').providers()[0] == ('CUDAExecutionProvider', {
         'device_id': 0, 'cudnn_conv_algo_search': 'DEFAULT', 'use_tf32': 0})
 
@@ -96,11 +106,20 @@ def test_the_backend_puts_a_gpu_instance_on_its_gpu_with_the_configs_settings():
     backend = runtime_backend()
     available = ['CUDAExecutionProvider', 'CPUExecutionProvider']
     assert backend.providers('CPU', 0, {}, available) == ['CPUExecutionProvider']
-    assert backend.providers('GPU', '1', Device('cuda', 1).parameters(),
-                             available) == [
-        ('CUDAExecutionProvider', {'device_id': 1, 'use_tf32': 0,
+    config = detector('det', FORMATS['onnxruntime'], INPUTS, OUTPUTS,
+                      (800, 1344), Capacity(16, gpu=True), Device('cuda', 1))
+    as_triton_gives_it = MessageToDict(config, preserving_proto_field_name=True)
+    params = {k: v['string_value']
+              for k, v in as_triton_gives_it['parameters'].items()}
+    assert backend.providers(
+        'GPU', '1', params, available,
+        backend.cuda_accelerator(as_triton_gives_it)) == [
+        ('CUDAExecutionProvider', {'device_id': 1, 'use_tf32': '0',
                                    'cudnn_conv_algo_search': 'DEFAULT'}),
         'CPUExecutionProvider']
+    # as the native backend: no search parameter is an EXHAUSTIVE search
+    assert backend.providers('GPU', 0, {}, available)[0][1][
+        'cudnn_conv_algo_search'] == 'EXHAUSTIVE'
     with pytest.raises(RuntimeError, match='install onnxruntime-gpu'):
         backend.providers('GPU', 0, {}, ['CPUExecutionProvider'])
 
@@ -167,7 +186,8 @@ def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
     group = config.instance_group[0]
     assert group.kind == mc.ModelInstanceGroup.KIND_GPU and list(group.gpus) == [1]
     params = {k: v.string_value for k, v in config.parameters.items()}
-    assert (params['use_tf32'], params['cudnn_conv_algo_search']) == ('0', '2')
+    assert params['cudnn_conv_algo_search'] == '2'
+    assert cuda_options(config) == {'use_tf32': '0'}
     assert params['intra_op_thread_count'] == str(available_cpus())
     assert not config.dynamic_batching.preferred_batch_size  # batches there
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000

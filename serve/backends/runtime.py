@@ -14,8 +14,9 @@ dynamic batcher only groups equal shapes), the native onnxruntime backend's
 ``intra_op_thread_count`` / ``inter_op_thread_count`` parameters, spin-waiting
 (``allow_spinning``: "0" when processes share the cores; NVIDIA's native
 backend has no such key and spins, its default), KIND_GPU instances on their
-GPU with the CUDA provider (``cudnn_conv_algo_search``, numbered as the
-native backend numbers it, and ``use_tf32``), and for
+GPU with the CUDA provider as the native backend sets it up (the ``cuda``
+gpu_execution_accelerator's parameters, e.g. ``use_tf32``, then the
+``cudnn_conv_algo_search`` parameter, numbered as it numbers it), and for
 openvino the upper-case CPU plugin properties the native backend passes
 through (``INFERENCE_PRECISION_HINT``, ``PERFORMANCE_HINT``, ...).
 """
@@ -33,24 +34,32 @@ DEFAULT_FILENAMES = {'onnxruntime': 'model.onnx', 'openvino': 'model.xml'}
 CUDNN_SEARCH = {'0': 'EXHAUSTIVE', '1': 'HEURISTIC', '2': 'DEFAULT'}
 
 
-def providers(kind, device_id, params, available):
+def cuda_accelerator(config):
+    """The parameters of the config's ``cuda`` gpu_execution_accelerator."""
+    accelerators = config.get('optimization', {}).get(
+        'execution_accelerators', {}).get('gpu_execution_accelerator', [])
+    return next((dict(a.get('parameters', {})) for a in accelerators
+                 if a.get('name') == 'cuda'), {})
+
+
+def providers(kind, device_id, params, available, cuda_options=None):
     """ONNX Runtime's providers for an instance: on a KIND_GPU instance the
-    CUDA provider on that instance's GPU, set up from the config's
-    parameters, the CPU provider behind it for what CUDA does not run."""
+    CUDA provider on that instance's GPU, set up as the native backend sets
+    it up, the CPU provider behind it for what CUDA does not run."""
     if kind != 'GPU':
         return ['CPUExecutionProvider']
     if 'CUDAExecutionProvider' not in available:
         raise RuntimeError('a KIND_GPU instance needs the CUDA execution '
                            'provider, and this onnxruntime has none (install '
                            'onnxruntime-gpu)')
-    cuda = {'device_id': int(device_id),
+    cuda = {**(cuda_options or {}), 'device_id': int(device_id),
             'cudnn_conv_algo_search': CUDNN_SEARCH[
-                params.get('cudnn_conv_algo_search', '2')],
-            'use_tf32': int(params.get('use_tf32', '0'))}
+                params.get('cudnn_conv_algo_search', '0')]}
     return [('CUDAExecutionProvider', cuda), 'CPUExecutionProvider']
 
 
-def onnxruntime_session(path, params, output_names, kind='CPU', device_id=0):
+def onnxruntime_session(path, params, output_names, kind='CPU', device_id=0,
+                        cuda_options=None):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(params.get('intra_op_thread_count', 0))
@@ -60,7 +69,7 @@ def onnxruntime_session(path, params, output_names, kind='CPU', device_id=0):
         options.add_session_config_entry(f'session.{pool}_op.allow_spinning',
                                          spinning)
     session = ort.InferenceSession(path, options, providers=providers(
-        kind, device_id, params, ort.get_available_providers()))
+        kind, device_id, params, ort.get_available_providers(), cuda_options))
     return lambda feed: session.run(output_names, feed)
 
 
@@ -93,9 +102,12 @@ class TritonPythonModel:
                   for k, v in config.get('parameters', {}).items()}
         self.inputs = [i['name'] for i in config['input']]
         self.outputs = [o['name'] for o in config['output']]
+        gpu = ({'cuda_options': cuda_accelerator(config)}
+               if backend == 'onnxruntime' else {})
         self.run = SESSIONS[backend](path, params, self.outputs,
                                      args.get('model_instance_kind', 'CPU'),
-                                     args.get('model_instance_device_id', 0))
+                                     args.get('model_instance_device_id', 0),
+                                     **gpu)
 
     def execute(self, requests):
         groups = defaultdict(list)
