@@ -4,8 +4,9 @@ fp16 or TF32.
 Exactness cannot hold once weights are rounded, so the graph is judged
 the way its users would judge it: COCO box AP of both graphs, run the same way
 (ONNX Runtime on the served preprocessing, on the device it will run on), on
-images it was not calibrated on. A model that scores (almost) nothing in fp32 on the set cannot be judged
-there, so that is refused too rather than passed vacuously.
+images it was not calibrated on. A model that scores (almost) nothing in fp32
+on the set cannot be judged there, so that is refused too rather than passed
+vacuously.
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ class Gate:
 
     def summary(self) -> str:
         return (f'AP {self.reference_ap:.2f} fp32 -> {self.candidate_ap:.2f} '
-                f'{self.precision} ({-self.drop:+.2f} points, allowed -{self.max_drop:.1f}) on '
-                f'{self.images} images')
+                f'{self.precision} ({-self.drop:+.2f} points, allowed '
+                f'-{self.max_drop:.1f}) on {self.images} images')
 
 
 def box_ap(model_path: Path, params: Preprocessing, split: CocoSplit,

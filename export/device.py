@@ -3,11 +3,12 @@
 For a GPU the export checks the export host has one (parity runs there),
 writes ``instance_group [{ kind: KIND_GPU, gpus: [N] }]`` and the CUDA
 execution provider's settings where NGC's native onnxruntime backend reads
-them, and turns request batching on. The settings keep fp32 exact: TF32 off (ONNX Runtime's CUDA
-provider turns it on by default, which moved 6 of 400 detections on an H100)
-and cuDNN's DEFAULT algorithm choice (an EXHAUSTIVE or HEURISTIC search is
-re-run whenever an input's shape changes, which is every new image size:
-measured 2x slower per image than DEFAULT on 4 photos of different sizes).
+them, and turns request batching on. The settings keep fp32 exact: TF32 off
+(ONNX Runtime's CUDA provider turns it on by default, which moved 6 of 400
+detections on an H100) and cuDNN's DEFAULT algorithm choice (an EXHAUSTIVE
+or HEURISTIC search is re-run whenever an input's shape changes, which is
+every new image size: measured 2x slower per image than DEFAULT on 4 photos
+of different sizes).
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ class Device:
             return ['CPUExecutionProvider']
         return [('CUDAExecutionProvider', {
             'device_id': self.index, 'cudnn_conv_algo_search': 'DEFAULT',
-            'use_tf32': int(tf32)}), 'CPUExecutionProvider']
+            **self.cuda_options(tf32)}), 'CPUExecutionProvider']
 
 
 def visible_gpus() -> int:

@@ -43,14 +43,15 @@ class Format:
     def needs(self) -> str:
         if self.gpu:
             return 'GPU + TensorRT'
-        where = ('CUDA GPU (--device cuda)' if self.cuda else 'CPU or CUDA GPU'
-                 if self.backend == 'onnxruntime' and self.precision != 'int8'
-                 else 'CPU')
-        if self.precision == 'int8':
-            return f'{where}; calibration images; COCO annotations for the mAP gate'
-        if self.gated:
-            return f'{where}; COCO annotations for the mAP gate'
-        return where
+        int8 = self.precision == 'int8'
+        if self.cuda:
+            where = 'CUDA GPU (--device cuda)'
+        elif self.backend == 'onnxruntime' and not int8:
+            where = 'CPU or CUDA GPU'
+        else:
+            where = 'CPU'
+        return '; '.join([where] + ['calibration images'] * int8
+                         + ['COCO annotations for the mAP gate'] * self.gated)
 
     def unavailable(self, device: Device = Device()) -> Optional[str]:
         """Why this format cannot be built for ``device`` on this host, or

@@ -145,11 +145,11 @@ def run(request: Request) -> Result:
     if fmt.gated and not ((request.calibration or not calibrates) and (
             not request.accuracy_gate
             or (request.accuracy_ann and request.accuracy_images))):
+        calibration = ('calibration images (--calibration) and '
+                       if calibrates else '')
         raise ExportError(
-            f'format {fmt.name} needs '
-            + 'calibration images (--calibration) and ' * calibrates
-            + 'an annotated set for its mAP gate (--accuracy-ann, '
-            '--accuracy-images)')
+            f'format {fmt.name} needs {calibration}an annotated set for its '
+            'mAP gate (--accuracy-ann, --accuracy-images)')
     if store.is_s3(request.repository):
         return to_s3(request)
     fresh = not (Path(request.repository) / request.detector_name).exists()

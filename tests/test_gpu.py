@@ -71,7 +71,7 @@ def test_a_gpu_detector_config_runs_on_its_gpu_exactly_and_batches():
     assert not cpu.HasField('optimization') and not cpu.instance_group[0].gpus
     assert 'cudnn_conv_algo_search' not in cpu.parameters
     assert Device('cuda').providers()[0] == ('CUDAExecutionProvider', {
-        'device_id': 0, 'cudnn_conv_algo_search': 'DEFAULT', 'use_tf32': 0})
+        'device_id': 0, 'cudnn_conv_algo_search': 'DEFAULT', 'use_tf32': '0'})
 
 
 @pytest.mark.skipif(not no_cuda(), reason='this host has CUDA')
