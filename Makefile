@@ -19,6 +19,7 @@ CALIBRATION ?= $(DATA)/train
 REPOSITORY ?= model_repository
 MODEL ?= faster_rcnn
 FORMAT ?= onnxruntime
+CANVAS ?=
 IMAGES ?= assets/samples
 RESULTS ?= results
 URL ?= localhost:8001
@@ -39,12 +40,15 @@ $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml
 checkpoint: setup  ## download the COCO Faster R-CNN weights and verify their hash
 	$(PY) -m export.checkpoint -o checkpoints
 
+# reduced precisions and a canvas are judged by the mAP gate on EVAL_ANN
+GATED = $(or $(filter %int8 %fp16 %tf32,$(FORMAT)),$(CANVAS))
+
 export: setup  ## checkpoint + config -> verified model in the Triton repository
-	$(if $(filter %int8 %fp16 %tf32,$(FORMAT)),$(if $(filter $(DATA)/%,$(EVAL_ANN) $(CALIBRATION)),\
+	$(if $(GATED),$(if $(filter $(DATA)/%,$(EVAL_ANN) $(CALIBRATION)),\
 	  $(PY) -m synthetic -o $(DATA) --train 64))
 	$(PY) -m export -c $(CONFIG) -w $(CHECKPOINT) -f $(FORMAT) -m $(MODEL) -r $(REPOSITORY) \
 	  $(if $(filter %int8,$(FORMAT)),--calibration $(CALIBRATION)) \
-	  $(if $(filter %int8 %fp16 %tf32,$(FORMAT)),\
+	  $(if $(CANVAS),--canvas $(CANVAS)) $(if $(GATED),\
 	  --accuracy-ann $(EVAL_ANN) --accuracy-images $(EVAL_IMAGES)) $(EXPORT_ARGS)
 
 serve: setup  ## run Triton on the repository until Ctrl-C

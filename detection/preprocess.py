@@ -7,13 +7,19 @@ mmdet 3.x's ``LoadImageFromFile -> Resize(keep_ratio) -> DetDataPreprocessor``:
 BGR), ``mmcv.imrescale``'s scale rule and cv2 bilinear resize of the uint8
 image, BGR->RGB, ``(x - mean) / std`` in float32, and zero padding (in
 normalised space) bottom/right to a multiple of the divisor.
+
+An export may name a canvas instead (shape buckets, ``--canvas``): each image
+is then padded further, to the smallest bucket that holds it, so that images
+of different sizes form one batch and a GPU meets a few shapes rather than one
+per aspect ratio. That is no longer mmdet's arithmetic (the features near the
+border change), so the export judges it by mAP.
 """
 from __future__ import annotations
 
 import io
 
-from dataclasses import asdict, dataclass, field
-from typing import Dict, Sequence, Tuple
+from dataclasses import asdict, dataclass, field, replace
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -35,6 +41,9 @@ class BatchError(ValueError):
     """The images of one request cannot form one batch."""
 
 
+Size = Tuple[int, int]  # (height, width)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """The parameters, as read from the mmdet config at export time."""
@@ -44,6 +53,7 @@ class Preprocessing:
     scale: Tuple[int, int] = (1333, 800)  # (long edge, short edge) bound
     pad_size_divisor: int = 32
     pad_value: float = 0.0
+    canvas: Tuple[Size, ...] = ()  # shape buckets; empty: pad to the divisor
     max_pixels: int = field(default=DEFAULT_MAX_PIXELS, compare=False)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, compare=False)
 
@@ -56,7 +66,21 @@ class Preprocessing:
         for key in ('mean', 'std', 'scale'):
             if key in known:
                 known[key] = tuple(known[key])
+        if 'canvas' in known:
+            known['canvas'] = tuple(tuple(size) for size in known['canvas'])
         return cls(**known)
+
+    @property
+    def exact(self) -> 'Preprocessing':
+        """The same without a canvas: mmdet's own padding."""
+        return replace(self, canvas=())
+
+    @property
+    def largest(self) -> Size:
+        """The padded size of the largest landscape image the resize makes."""
+        short, long_ = min(self.scale), max(self.scale)
+        return (_round_up(short, self.pad_size_divisor),
+                _round_up(long_, self.pad_size_divisor))
 
 
 @dataclass
@@ -66,6 +90,45 @@ class Prepared:
     img_shape: Tuple[int, int]  # resized (h, w), before padding
     ori_shape: Tuple[int, int]  # decoded (h, w)
     scale_factor: Tuple[float, float]  # (w_scale, h_scale), as mmdet's
+
+
+def _round_up(value: int, divisor: int) -> int:
+    return -(-value // divisor) * divisor
+
+
+def sizes(canvas: Sequence[Size]) -> str:
+    """``HxW,HxW``: how ``--canvas`` is written."""
+    return ','.join(f'{h}x{w}' for h, w in canvas)
+
+
+def _holding(size: Size, canvas: Sequence[Size]) -> list:
+    return [b for b in canvas if b[0] >= size[0] and b[1] >= size[1]]
+
+
+def bucket(size: Size, canvas: Sequence[Size]) -> Size:
+    """The smallest bucket holding ``size``; ``size`` itself if none does."""
+    return min(_holding(size, canvas), key=lambda b: (b[0] * b[1], b),
+               default=size)
+
+
+def canvas_problem(params: Preprocessing) -> Optional[str]:
+    """Why ``params.canvas`` cannot take every image the resize makes, or
+    None: a bucket must be a multiple of the divisor, and some bucket must
+    hold the largest landscape and the largest portrait image."""
+    divisor, canvas = params.pad_size_divisor, params.canvas
+    odd = [b for b in canvas if b[0] % divisor or b[1] % divisor]
+    if odd:
+        return (f'canvas {sizes(odd)} is not a multiple of the padding '
+                f'divisor {divisor} in both sides')
+    (short, long_) = params.largest
+    needed = sorted({(short, long_), (long_, short)})
+    if not canvas or all(_holding(size, canvas) for size in needed):
+        return None
+    largest = (f'landscape ones pad up to {short}x{long_}, portrait ones up '
+               f'to {long_}x{short}' if short != long_
+               else f'they pad up to {short}x{long_}')
+    return (f'canvas {sizes(canvas)} does not hold every image this config '
+            f'resizes to: {largest}; --canvas {sizes(needed)} holds all')
 
 
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -127,8 +190,8 @@ def prepare(image: np.ndarray, params: Preprocessing) -> Prepared:
     std = np.asarray(params.std, np.float32)
     normalised = (pixels.astype(np.float32) - mean) / std
     divisor = params.pad_size_divisor
-    pad_h = -(-new_h // divisor) * divisor
-    pad_w = -(-new_w // divisor) * divisor
+    pad_h, pad_w = bucket((_round_up(new_h, divisor), _round_up(new_w, divisor)),
+                          params.canvas)
     tensor = np.full((3, pad_h, pad_w), params.pad_value, np.float32)
     tensor[:, :new_h, :new_w] = normalised.transpose(2, 0, 1)
     return Prepared(tensor=tensor, img_shape=(new_h, new_w),
@@ -140,12 +203,12 @@ def batch(prepared: Sequence[Prepared]) -> Dict[str, np.ndarray]:
     """Stack equally padded images into the ``PREPROCESSED`` tensors."""
     if not prepared:
         raise BatchError('empty batch: the request holds no images')
-    sizes = sorted({p.tensor.shape[1:] for p in prepared})
-    if len(sizes) > 1:
+    padded = sorted({p.tensor.shape[1:] for p in prepared})
+    if len(padded) > 1:
         raise BatchError(
-            'mixed-size batch: its images pad to '
-            f'{", ".join(f"{w}x{h}" for h, w in sizes)}, and one batch takes '
-            'one padded size; send images of other sizes as separate requests')
+            f'mixed-size batch: its images pad to {sizes(padded)} (HxW), and '
+            'one batch takes one padded size; send images of other sizes as '
+            'separate requests (or to a model exported with --canvas)')
     return {'input': np.stack([p.tensor for p in prepared]),
             'img_shape': np.asarray([p.img_shape for p in prepared], np.float32),
             'scale_factor': np.asarray([p.scale_factor for p in prepared],

@@ -40,6 +40,12 @@ class Format:
         return self.backend == 'onnxruntime' and self.precision != 'fp32'
 
     @property
+    def takes_canvas(self) -> bool:
+        """Shape buckets (``--canvas``) are preprocessing, judged in process
+        by the mAP gate; a TensorRT engine's shapes are its profile's."""
+        return not self.gpu
+
+    @property
     def needs(self) -> str:
         if self.gpu:
             return 'GPU + TensorRT'

@@ -1,5 +1,6 @@
 """The export stage: load -> ONNX -> check -> [OpenVINO] -> parity ->
-[int8, fp16, tf32: reduce -> mAP gate] -> [TensorRT] -> publish.
+[int8, fp16, tf32: reduce] -> [reduced or canvas: mAP gate] -> [TensorRT] ->
+publish.
 
 Every step logs what it did, how long it took and what it wrote. Nothing
 reaches the model repository until every check has passed.
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
-                                  Preprocessing, decode, prepare)
+                                  Preprocessing, Size, canvas_problem, decode,
+                                  prepare, sizes)
 from detection.runtime import Detector, runner
 from detection.versions import package_versions
 from triton_frcnn.files import write_atomic
@@ -63,8 +65,9 @@ class Request:
     batch_requests: Optional[bool] = None  # None: on a GPU only
     max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
     max_bytes: int = DEFAULT_MAX_BYTES
-    # int8 only: calibration images; int8, fp16, tf32: the mAP gate's
-    # annotated set and largest AP drop (None: the format's)
+    canvas: Tuple[Size, ...] = ()  # shape buckets (h, w); mAP-gated
+    # int8 only: calibration images; int8, fp16, tf32 and a canvas: the mAP
+    # gate's annotated set and largest AP drop (None: the format's)
     calibration: Sequence[Path] = ()
     accuracy_ann: Optional[Path] = None
     accuracy_images: Optional[Path] = None
@@ -90,6 +93,12 @@ class Request:
         device = Device.parse(self.device)
         return Device('cuda') if FORMATS[self.format].gpu and not device.gpu \
             else device
+
+    @property
+    def gated(self) -> bool:
+        """Judged by mAP: a reduced precision, or a canvas (no longer
+        mmdet's padding, so no longer exact)."""
+        return FORMATS[self.format].gated or bool(self.canvas)
 
     @property
     def map_drop(self) -> float:
@@ -134,22 +143,33 @@ def _files(artifact: Path) -> List[Path]:
     return [artifact]
 
 
-def run(request: Request) -> Result:
-    fmt: Format = FORMATS[request.format]
+def refusal(request: Request, fmt: Format) -> Optional[str]:
+    """Why this request cannot be exported here, checked before any work."""
+    if request.canvas and not fmt.takes_canvas:
+        return (f'format {fmt.name} does not take --canvas: its shapes are '
+                'set by its deploy config\'s profile')
     reason = fmt.unavailable(request.target) or request.target.unavailable()
     if reason:
-        raise ExportError(reason)
+        return reason
     if not request.images:
-        raise ExportError('parity needs at least one image')
+        return 'parity needs at least one image'
     calibrates = fmt.precision == 'int8'
-    if fmt.gated and not ((request.calibration or not calibrates) and (
+    if request.gated and not ((request.calibration or not calibrates) and (
             not request.accuracy_gate
             or (request.accuracy_ann and request.accuracy_images))):
         calibration = ('calibration images (--calibration) and '
                        if calibrates else '')
-        raise ExportError(
-            f'format {fmt.name} needs {calibration}an annotated set for its '
-            'mAP gate (--accuracy-ann, --accuracy-images)')
+        what = f'format {fmt.name}' if fmt.gated else '--canvas'
+        return (f'{what} needs {calibration}an annotated set for its mAP '
+                'gate (--accuracy-ann, --accuracy-images)')
+    return None
+
+
+def run(request: Request) -> Result:
+    fmt: Format = FORMATS[request.format]
+    reason = refusal(request, fmt)
+    if reason:
+        raise ExportError(reason)
     if store.is_s3(request.repository):
         return to_s3(request)
     fresh = not (Path(request.repository) / request.detector_name).exists()
@@ -197,7 +217,7 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     loaded = load(request)
     split = (accuracy.annotated_split(
         request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
-        loaded.classes) if fmt.gated and request.accuracy_gate else None)
+        loaded.classes) if request.gated and request.accuracy_gate else None)
     images = [Path(p) for p in request.images]
     decoded = [decode(p.read_bytes()) for p in images]
     with tempfile.TemporaryDirectory(prefix='export-') as workdir:
@@ -207,16 +227,19 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
         artifact, extra_meta = convert(fmt, onnx_path, deploy_cfg, work)
         with step('parity') as note:
             matches = check_parity(
-                loaded.model, runner(artifact, loaded.params,
+                loaded.model, runner(artifact, loaded.params.exact,
                                      extra_meta.get('openvino'),
                                      request.target.providers()),
                 images, decoded, request)
             note['done'] = parity.summary(matches)
         if fmt.gated:
-            artifact, gated = reduce_and_gate(
-                fmt, onnx_path, loaded.params, deploy_cfg, loaded.classes,
-                split, request, work)
-            extra_meta.update(gated)
+            artifact, reduced = reduce(fmt, onnx_path, loaded.params,
+                                       deploy_cfg, request, work)
+            extra_meta.update(reduced)
+        if request.gated:
+            extra_meta['accuracy'] = gate(
+                fmt, onnx_path, artifact, loaded, split, request,
+                extra_meta.get('openvino'))
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
                 artifact = build_tensorrt(onnx_path, deploy_cfg, work,
@@ -240,6 +263,10 @@ def load(request: Request) -> Loaded:
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
                         f'{request.checkpoint} (sha256 {digest[:8]})')
+    params = dataclasses.replace(params, canvas=tuple(request.canvas))
+    problem = canvas_problem(params)
+    if problem:
+        raise ExportError(f'{problem}; nothing was written')
     return Loaded(model, cfg, params, digest, classes)
 
 
@@ -247,7 +274,7 @@ def trace(loaded: Loaded, deploy_cfg, image, work: Path) -> Path:
     """mmdeploy's trace on one image, then the graph's checks."""
     with step('onnx') as note:
         onnx_path = onnx_export.export(
-            loaded.model, deploy_cfg, prepare(image, loaded.params),
+            loaded.model, deploy_cfg, prepare(image, loaded.params.exact),
             work / 'end2end')
         note['done'] = (f'mmdeploy traced opset '
                         f'{deploy_cfg.onnx_config.opset_version} -> '
@@ -306,7 +333,8 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
     inputs, outputs = triton_config.graph_io(onnx_path)
     capacity = request.capacity
     config = triton_config.detector(
-        request.detector_name, fmt, inputs, outputs, canvas_hw(loaded.params),
+        request.detector_name, fmt, inputs, outputs,
+        loaded.params.canvas or (loaded.params.largest,),
         capacity, device=request.target,
         max_queue_delay_us=request.max_queue_delay_us,
         trt_accelerator=request.trt_accelerator,
@@ -337,34 +365,44 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         f'{", ".join(p.parent.name for p in served[:2])}')
 
 
-def reduce_and_gate(fmt: Format, onnx_path: Path, params: Preprocessing,
-                    deploy_cfg, classes: Sequence[str], split,
-                    request: Request, work: Path) -> Tuple[Path, dict]:
-    """The reduced-precision model and what the metadata records of how it
-    was made and judged against the fp32 graph, on the device it will run
-    on (on ``split``; None: not gated); raises (nothing written) when the
-    mAP gate fails."""
-    name, reduce = REDUCE[fmt.precision]
+def reduce(fmt: Format, onnx_path: Path, params: Preprocessing, deploy_cfg,
+           request: Request, work: Path) -> Tuple[Path, dict]:
+    """The reduced-precision graph, and what the metadata records of how
+    it was made."""
+    name, reduction = REDUCE[fmt.precision]
     with step(name) as note:
-        graph, meta, note['done'] = reduce(onnx_path, params, deploy_cfg,
-                                           request, work)
-    meta['accuracy'] = 'not gated: benchmark only'
+        graph, meta, note['done'] = reduction(onnx_path, params, deploy_cfg,
+                                              request, work)
+    return graph, meta
+
+
+def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
+         request: Request, openvino: Optional[dict]) -> Union[dict, str]:
+    """The mAP gate: the model as it will be served (its precision, its
+    canvas) against the fp32 graph on mmdet's padding, both on the device
+    it will run on (on ``split``; None: not gated); what the metadata
+    records of it. Raises (nothing written) when the model fails it."""
     if split is None:
         log.warning('accuracy: not gated (a benchmark-only export)')
-        return graph, meta
-    device = request.target
+        return 'not gated: benchmark only'
+    device, params = request.target, loaded.params
+    served = fmt.precision + ('_canvas' if params.canvas else '')
+    label = fmt.precision + (f' on canvas {sizes(params.canvas)}'
+                             if params.canvas else '')
     with step('accuracy') as note:
-        gate = accuracy.check(
-            onnx_path, graph, params, split, classes, request.map_drop,
-            fmt.precision, (device.providers(),
-                            device.providers(tf32=fmt.precision == 'tf32')))
-        note['done'] = f'{gate.summary()} of {request.accuracy_ann}'
-    meta['accuracy'] = {'annotations': str(request.accuracy_ann),
-                        'images': gate.images, 'device': str(device),
-                        'ap_fp32': gate.reference_ap,
-                        f'ap_{fmt.precision}': gate.candidate_ap,
-                        'max_drop': gate.max_drop}
-    return graph, meta
+        result = accuracy.check(
+            accuracy.Run(onnx_path, params.exact, device.providers()),
+            accuracy.Run(artifact, params,
+                         device.providers(tf32=fmt.precision == 'tf32'),
+                         openvino),
+            split, loaded.classes, request.map_drop, label)
+        note['done'] = f'{result.summary()} of {request.accuracy_ann}'
+    return {'annotations': str(request.accuracy_ann),
+            'images': result.images, 'device': str(device),
+            'ap_fp32': result.reference_ap,
+            f'ap_{served}': result.candidate_ap, 'max_drop': result.max_drop,
+            'ms_per_image': {'fp32': round(result.reference_ms, 1),
+                             served: round(result.candidate_ms, 1)}}
 
 
 def quantized(onnx_path: Path, params: Preprocessing, deploy_cfg,
@@ -400,13 +438,6 @@ def as_tf32(onnx_path: Path, params: Preprocessing, deploy_cfg,
 # precision -> the step's name in the log, and the step
 REDUCE = {'int8': ('quantize', quantized), 'fp16': ('fp16', halved),
           'tf32': ('tf32', as_tf32)}
-
-
-def canvas_hw(params: Preprocessing) -> tuple:
-    """The padded size of a landscape image at the configured scale."""
-    divisor = params.pad_size_divisor
-    short, long_ = min(params.scale), max(params.scale)
-    return (-(-short // divisor) * divisor, -(-long_ // divisor) * divisor)
 
 
 def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
@@ -459,6 +490,8 @@ def ensure(request: Request) -> Path:
                     and meta.get('format') == request.format
                     and meta.get('capacity')
                     == dataclasses.asdict(request.capacity)
+                    and meta['preprocessing'].get('canvas', [])
+                    == [list(size) for size in request.canvas]
                     and meta.get('checkpoint_sha256')
                     == ckpt.sha256(Path(request.checkpoint))):
                 log.info('up to date: %s was exported from %s', newest,

@@ -67,13 +67,17 @@ def limit_queue(config: mc.ModelConfig, capacity: Capacity,
 
 
 def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
-             outputs: Sequence[Tensor], warmup_hw: Tuple[int, int],
+             outputs: Sequence[Tensor],
+             warmup_shapes: Sequence[Tuple[int, int]],
              capacity: Capacity, device: Device = Device(),
              max_queue_delay_us: int = 2000,
              trt_accelerator: Optional[str] = None,
              parameters: Optional[Dict[str, str]] = None) -> mc.ModelConfig:
-    """The detector's config; ``parameters``: the backend's own settings,
-    beside the thread budget ``capacity`` gives.
+    """The detector's config; ``warmup_shapes``: the padded sizes (h, w)
+    it runs once each while loading (on a GPU, cuDNN picks its algorithms
+    for a shape on its first run: the canvas's buckets then cost no
+    request that time); ``parameters``: the backend's own settings, beside
+    the thread budget ``capacity`` gives.
 
     ``trt_accelerator`` ("FP32"/"FP16") adds ONNX Runtime's TensorRT execution
     provider for GPU hosts: the same ONNX file, TensorRT speed, no plugins.
@@ -89,12 +93,14 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
                       dims=list(tensor.dims))
     place(config, capacity, device, max_queue_delay_us,
           tf32=fmt.precision == 'tf32')
-    warmup = config.model_warmup.add(name='zeros', batch_size=1)
-    for tensor in inputs:
-        canvas = iter(warmup_hw)  # the dynamic axes are height, width
-        dims = [d if d > 0 else next(canvas) for d in tensor.dims]
-        warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
-            data_type=tensor.data_type, dims=dims, zero_data=True))
+    for height, width in warmup_shapes:
+        warmup = config.model_warmup.add(name=f'zeros_{height}x{width}',
+                                         batch_size=1)
+        for tensor in inputs:
+            canvas = iter((height, width))  # the dynamic axes
+            dims = [d if d > 0 else next(canvas) for d in tensor.dims]
+            warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
+                data_type=tensor.data_type, dims=dims, zero_data=True))
     for key, value in (parameters or {}).items():
         config.parameters[key].string_value = str(value)
     if trt_accelerator:

@@ -125,6 +125,21 @@ def exported_demo_fp16(exported, exported_demo, val_split):
 
 
 @pytest.fixture(scope='session')
+def exported_demo_canvas(exported, exported_demo, val_split):
+    """The demo detector on a 320x320 canvas (``--canvas``), served as
+    ``demo_canvas`` with request batching on (a 50 ms wait), gated on
+    ``val_split``."""
+    from export.pipeline import Request, run
+    request, _ = exported
+    return run(Request(
+        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo_canvas',
+        canvas=((320, 320),), images=[val_split.path(val_split.image_ids[0])],
+        repository=request.repository, accuracy_ann=val_split.ann_file,
+        accuracy_images=val_split.image_dir, batch_requests=True,
+        max_queue_delay_us=50_000)).version_dir
+
+
+@pytest.fixture(scope='session')
 def exported_openvino(exported):
     """The same R50 and checkpoint as ``-f openvino``: served as
     ``faster_rcnn_openvino`` beside ``faster_rcnn``."""
@@ -153,7 +168,7 @@ def mmdet_model(random_checkpoint):
 
 @pytest.fixture(scope='session')
 def stack(exported, exported_demo, exported_demo_int8, exported_demo_fp16,
-          exported_openvino, tmp_path_factory):
+          exported_demo_canvas, exported_openvino, tmp_path_factory):
     """The one server of the session, on the repository every export
     above wrote into."""
     from tools.stack import served
@@ -176,3 +191,45 @@ def grpc_url(stack) -> str:
 @pytest.fixture(scope='session')
 def http_url(stack) -> str:
     return stack.http_url
+
+
+def batch_counts(grpc_url: str, model: str) -> dict:
+    """Triton's statistics of ``model``: batch size -> executions."""
+    import tritonclient.grpc as grpcclient
+    stats = grpcclient.InferenceServerClient(grpc_url).get_inference_statistics(
+        model, as_json=True)
+    return {int(b['batch_size']): int(b['compute_infer']['count'])
+            for b in stats['model_stats'][0].get('batch_stats', [])}
+
+
+def raw_request(grpc_url: str, payloads, model: str = 'faster_rcnn'):
+    """One inference request of encoded images, as any Triton client sends
+    it (no project code between)."""
+    import tritonclient.grpc as grpcclient
+    client = grpcclient.InferenceServerClient(grpc_url)
+    tensor = grpcclient.InferInput('IMAGE', [len(payloads), 1], 'BYTES')
+    tensor.set_data_from_numpy(np.array(payloads, dtype=object).reshape(-1, 1))
+    return client.infer(model, [tensor])
+
+
+def batched_in_bursts(grpc_url: str, model: str, detect, paths,
+                      alone) -> list:
+    """Send ``paths`` all at once through ``detect``, up to three times (on
+    a busy host the one preprocess instance can space a burst out past the
+    batcher's wait), checking each answer against the image's own result
+    ``alone``; the batch sizes above 1 that ``model`` ran meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+    grouped: list = []
+    for _ in range(3):
+        before = batch_counts(grpc_url, model)
+        with ThreadPoolExecutor(len(paths)) as pool:
+            together = list(pool.map(detect, paths))
+        after = batch_counts(grpc_url, model)
+        grouped += [n for n in after if n > 1 and after[n] > before.get(n, 0)]
+        for a, t in zip(alone, together):
+            assert len(a) == len(t) > 0
+            np.testing.assert_allclose(t.boxes, a.boxes, atol=1e-3)
+            np.testing.assert_allclose(t.scores, a.scores, atol=1e-5)
+        if grouped:
+            break
+    return grouped

@@ -8,14 +8,13 @@ import io
 import cv2
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 from PIL import Image
 from triton_frcnn import wire
 from triton_frcnn.client import (AsyncTritonDetector, ServerUnavailable,
                                  TritonDetector)
 from triton_frcnn.client.protocol import ModelSpec
 
-from .conftest import SAMPLES, photo_like
+from .conftest import SAMPLES, photo_like, raw_request
 
 
 @pytest.fixture(scope='module')
@@ -86,13 +85,6 @@ def test_asyncio_many_images_equal_one_at_a_time(grpc_url, det, unseen_images):
             return await adet.detect_many(images, concurrency=4)
     for path, result in zip(images, asyncio.run(many())):
         assert_same(result, det(path))
-
-
-def raw_request(grpc_url, payloads):
-    client = grpcclient.InferenceServerClient(grpc_url)
-    tensor = grpcclient.InferInput('IMAGE', [len(payloads), 1], 'BYTES')
-    tensor.set_data_from_numpy(np.array(payloads, dtype=object).reshape(-1, 1))
-    return client.infer('faster_rcnn', [tensor])
 
 
 def png(image) -> bytes:

@@ -250,7 +250,7 @@ def test_a_batch_takes_one_padded_size_and_says_so(onnx_detector):
     small = prepare(photo_like(100, 80, 0), onnx_detector.params)
     wide = prepare(photo_like(400, 100, 0), onnx_detector.params)
     with pytest.raises(BatchError, match=r'mixed-size batch: its images pad '
-                       r'to 416x128, 320x256.*separate requests'):
+                       r'to 128x416,256x320 \(HxW\).*separate requests'):
         batch([small, wide])
     with pytest.raises(BatchError, match='empty batch: the request holds no '
                        'images'):

@@ -69,10 +69,11 @@ def test_the_fp16_gate_refuses_a_larger_drop_than_allowed(exported_demo_fp16,
     fp32 = exported_demo_fp16.parent.parent / 'demo_detector' / '1' / 'model.onnx'
     with pytest.raises(ExportError, match=r'accuracy gate failed: AP [\d.]+ '
                        r'fp32 -> [\d.]+ fp16 .*allowed -(-5.0|5.0)'):
-        accuracy.check(fp32, exported_demo_fp16 / 'model.onnx',
-                       Preprocessing.from_dict(meta['preprocessing']),
+        params = Preprocessing.from_dict(meta['preprocessing'])
+        accuracy.check(accuracy.Run(fp32, params),
+                       accuracy.Run(exported_demo_fp16 / 'model.onnx', params),
                        val_split, meta['classes'], max_drop=-5.0,
-                       precision='fp16')
+                       label='fp16')
 
 
 def test_fp16_without_annotations_is_refused(tmp_path):
@@ -102,7 +103,7 @@ def test_tf32_needs_a_cuda_device_in_one_line(tmp_path):
 def test_a_tf32_detector_runs_with_tf32_on_its_gpu():
     capacity = Capacity(16, gpu=True)
     config = parse(to_text(detector(
-        'det', FORMATS['onnxruntime-tf32'], INPUTS, OUTPUTS, (800, 1344),
+        'det', FORMATS['onnxruntime-tf32'], INPUTS, OUTPUTS, [(800, 1344)],
         capacity, device=Device('cuda'))))
     assert config.parameters['cudnn_conv_algo_search'].string_value == '2'
     assert cuda_options(config) == {'use_tf32': '1'}

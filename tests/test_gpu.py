@@ -55,7 +55,7 @@ def test_devices_parse_as_mmdeploy_spells_them():
 def test_a_gpu_detector_config_runs_on_its_gpu_exactly_and_batches():
     device = Device('cuda', 1)
     config = parse(to_text(detector(
-        'det', FORMATS['onnxruntime'], INPUTS, OUTPUTS, (800, 1344),
+        'det', FORMATS['onnxruntime'], INPUTS, OUTPUTS, [(800, 1344)],
         Capacity(16, gpu=True), device=device, max_queue_delay_us=2000)))
     group = config.instance_group[0]
     assert group.kind == mc.ModelInstanceGroup.KIND_GPU
@@ -66,7 +66,7 @@ def test_a_gpu_detector_config_runs_on_its_gpu_exactly_and_batches():
     assert not config.dynamic_batching.preferred_batch_size
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     cpu = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
-                                 OUTPUTS, (800, 1344), Capacity(2))))
+                                 OUTPUTS, [(800, 1344)], Capacity(2))))
     assert cpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
     assert not cpu.HasField('optimization') and not cpu.instance_group[0].gpus
     assert 'cudnn_conv_algo_search' not in cpu.parameters
@@ -107,7 +107,7 @@ def test_the_backend_puts_a_gpu_instance_on_its_gpu_with_the_configs_settings():
     available = ['CUDAExecutionProvider', 'CPUExecutionProvider']
     assert backend.providers('CPU', 0, {}, available) == ['CPUExecutionProvider']
     config = detector('det', FORMATS['onnxruntime'], INPUTS, OUTPUTS,
-                      (800, 1344), Capacity(16, gpu=True), Device('cuda', 1))
+                      [(800, 1344)], Capacity(16, gpu=True), Device('cuda', 1))
     as_triton_gives_it = MessageToDict(config, preserving_proto_field_name=True)
     params = {k: v['string_value']
               for k, v in as_triton_gives_it['parameters'].items()}

@@ -57,7 +57,8 @@ def test_gate_refuses_a_larger_drop_than_allowed(exported_demo,
     fp32 = exported_demo_int8.parent.parent / 'demo_detector' / '1' / 'model.onnx'
     with pytest.raises(ExportError, match=r'accuracy gate failed: AP [\d.]+ '
                        r'fp32 -> [\d.]+ .*allowed -(-5.0|5.0)'):
-        accuracy.check(fp32, exported_demo_int8 / 'model.onnx', params,
+        accuracy.check(accuracy.Run(fp32, params),
+                       accuracy.Run(exported_demo_int8 / 'model.onnx', params),
                        val_split, meta['classes'], max_drop=-5.0)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from triton_frcnn.client import Retry, ServerBusy, TritonDetector
+from triton_frcnn.client import Retry, ServerBusy
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT
 

@@ -44,9 +44,22 @@ def test_a_failing_write_leaves_no_version_and_no_staging(tmp_path):
     assert list(model_dir.iterdir()) == []
 
 
+def test_every_canvas_bucket_is_warmed_up_while_loading():
+    """On a GPU a shape's first run picks cuDNN's algorithms: each bucket
+    pays that at load, not in a request."""
+    config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
+                                    OUTPUTS, [(800, 1344), (1344, 800)],
+                                    Capacity(4, gpu=True))))
+    assert [(w.name, w.batch_size, list(w.inputs['input'].dims))
+            for w in config.model_warmup] == [
+        ('zeros_800x1344', 1, [3, 800, 1344]),
+        ('zeros_1344x800', 1, [3, 1344, 800])]
+    assert all(w.inputs['input'].zero_data for w in config.model_warmup)
+
+
 def test_tensorrt_plan_config_for_gpu_hosts():
     config = detector('det', FORMATS['tensorrt-fp16'], INPUTS, OUTPUTS,
-                      (800, 1344), Capacity(4, detector_instances=2, gpu=True))
+                      [(800, 1344)], Capacity(4, detector_instances=2, gpu=True))
     parsed = parse(to_text(config))
     assert parsed.platform == 'tensorrt_plan' and not parsed.backend
     assert parsed.max_batch_size == 8
@@ -63,7 +76,7 @@ def test_tensorrt_plan_config_for_gpu_hosts():
 
 def test_onnxruntime_config_with_tensorrt_accelerator():
     config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
-                                    OUTPUTS, (800, 1344), Capacity(4, gpu=True),
+                                    OUTPUTS, [(800, 1344)], Capacity(4, gpu=True),
                                     trt_accelerator='FP16')))
     assert config.backend == 'onnxruntime'
     accel = config.optimization.execution_accelerators.gpu_execution_accelerator
@@ -105,7 +118,7 @@ def test_thread_budget_follows_the_rule(cpus):
     from detection.preprocess import Preprocessing
     capacity = Capacity(cpus, max_queue=5, queue_timeout_s=2.5)
     config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
-                                    OUTPUTS, (800, 1344), capacity)))
+                                    OUTPUTS, [(800, 1344)], capacity)))
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert params == {'intra_op_thread_count': str(cpus),
                       'inter_op_thread_count': '1', 'allow_spinning': '0'}
@@ -127,14 +140,14 @@ def test_thread_budget_follows_the_rule(cpus):
         assert list(model.dynamic_batching.preferred_batch_size) == [1]
         assert model.dynamic_batching.max_queue_delay_microseconds == 0
     batching = parse(to_text(detector(
-        'det', FORMATS['onnxruntime'], INPUTS, OUTPUTS, (800, 1344),
+        'det', FORMATS['onnxruntime'], INPUTS, OUTPUTS, [(800, 1344)],
         Capacity(cpus, batch_requests=True), max_queue_delay_us=700)))
     assert not batching.dynamic_batching.preferred_batch_size
     assert batching.dynamic_batching.max_queue_delay_microseconds == 700
     two = Capacity(cpus, detector_instances=2)
     assert two.detector_threads == max(1, cpus // 2)
     openvino = detector('det', FORMATS['openvino'], INPUTS, OUTPUTS,
-                        (800, 1344), capacity)
+                        [(800, 1344)], capacity)
     assert openvino.parameters['INFERENCE_NUM_THREADS'].string_value == str(cpus)
 
 

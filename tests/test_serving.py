@@ -4,18 +4,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 from PIL import Image
 
 from triton_frcnn.client import ServerUnavailable, TritonDetector
 from triton_frcnn.client.images import load_image
 from export import parity
 
-from .conftest import ROOT, SAMPLES, photo_like
+from .conftest import ROOT, SAMPLES, batched_in_bursts, photo_like
 
 
 @pytest.fixture(scope='session')
@@ -59,14 +57,6 @@ def test_http_and_grpc_agree(det, http_url):
             assert list(a.names) == list(b.names)
 
 
-def detector_stats(grpc_url):
-    client = grpcclient.InferenceServerClient(grpc_url)
-    stats = client.get_inference_statistics('faster_rcnn_detector',
-                                            as_json=True)
-    return {int(b['batch_size']): int(b['compute_infer']['count'])
-            for b in stats['model_stats'][0].get('batch_stats', [])}
-
-
 def test_concurrent_requests_are_batched_and_stay_exact(det, grpc_url,
                                                         tmp_path):
     """Same-size images sent together share detector batches (the test
@@ -78,22 +68,8 @@ def test_concurrent_requests_are_batched_and_stay_exact(det, grpc_url,
         Image.fromarray(photo_like(330, 250, 200 + i)).save(path)
         paths.append(path)
     alone = [det(p) for p in paths]
-    sizes = []
-    # up to three bursts: on a busy host the one preprocess instance can
-    # space a burst out beyond the batcher's 50 ms wait
-    for _ in range(3):
-        before = detector_stats(grpc_url)
-        with ThreadPoolExecutor(8) as pool:
-            together = list(pool.map(det, paths))
-        after = detector_stats(grpc_url)
-        sizes += [size for size in after
-                  if size > 1 and after[size] > before.get(size, 0)]
-        for a, t in zip(alone, together):
-            assert len(a) == len(t) > 0
-            np.testing.assert_allclose(t.boxes, a.boxes, atol=1e-3)
-            np.testing.assert_allclose(t.scores, a.scores, atol=1e-5)
-        if sizes:
-            break
+    sizes = batched_in_bursts(grpc_url, 'faster_rcnn_detector', det, paths,
+                              alone)
     assert sizes, 'three bursts of 8 ran one request an execution'
 
 
