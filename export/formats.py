@@ -105,9 +105,10 @@ FORMATS = {f.name: f for f in (
 def table() -> str:
     """The formats as a markdown table (``python -m export --formats``)."""
     rows = ['| format | served as | Triton | file | precision | needs | '
-            'deploy config |', '| --- ' * 7 + '|']
+            '--canvas | deploy config |', '| --- ' * 8 + '|']
     for f in FORMATS.values():
         rows.append(
             f'| {f.name} | <name>{f.suffix} | {f.backend or f.platform} | '
-            f'{f.filename} | {f.precision} | {f.needs} | {f.deploy_config} |')
+            f'{f.filename} | {f.precision} | {f.needs} | '
+            f'{"yes" if f.takes_canvas else "no"} | {f.deploy_config} |')
     return '\n'.join(rows)

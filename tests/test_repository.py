@@ -106,6 +106,9 @@ def test_deploy_configs_follow_mmdeploy_naming_and_inherit():
     assert '| onnxruntime-int8 | <name>_int8 | onnxruntime |' in table()
     assert '| onnxruntime-fp16 | <name>_fp16 | onnxruntime | model.onnx | fp16 |' in table()
     assert '| tf32 | CUDA GPU (--device cuda);' in table()
+    # a flag a format does not take is refused: the table says which
+    assert '| GPU + TensorRT | no | detection_tensorrt_dynamic' in table()
+    assert '| fp32 | CPU | yes | detection_openvino_dynamic.py |' in table()
 
 
 @pytest.mark.parametrize('cpus', [1, 2, 16])
