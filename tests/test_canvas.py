@@ -123,12 +123,14 @@ def test_the_canvas_is_gated_recorded_and_warmed_up(exported_demo_canvas):
     assert 0 <= gate['ap_fp32'] - gate['ap_fp32_canvas'] <= 1.0
     timing = gate['ms_per_image']  # both models, image by image in turn
     assert set(timing) == {'fp32', 'fp32_canvas'} and min(timing.values()) > 0
-    assert [(m['matched'], m['reference']) for m in meta['parity']] == [(2, 2)]  # mmdet's padding
+    # parity: the graph on mmdet's padding, as for every export
+    assert [(m['matched'], m['reference'])
+            for m in meta['parity']] == [(2, 2)]
     config = parse((exported_demo_canvas.parent / 'config.pbtxt').read_text())
     assert [w.name for w in config.model_warmup] == ['zeros_320x320']
     assert list(config.model_warmup[0].inputs['input'].dims) == [3, 320, 320]
-    served = json.loads((exported_demo_canvas.parent.parent / 'demo_canvas_preprocess'
-                         / '1' / 'parameters.json').read_text())
+    preprocess = exported_demo_canvas.parent.parent / 'demo_canvas_preprocess'
+    served = json.loads((preprocess / '1' / 'parameters.json').read_text())
     assert served['canvas'] == [[320, 320]]
 
 
