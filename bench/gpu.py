@@ -39,6 +39,7 @@ from tqdm import tqdm
 from detection import paths
 from detection.versions import package_versions
 from export.device import Device
+from export.ensemble import composing
 
 PACKAGES = ('torch', 'torchvision', 'onnxruntime', 'onnxruntime-gpu',
             'numpy', 'opencv-python-headless', 'tritonclient')
@@ -100,7 +101,8 @@ def place_repository(source: Path, target: Path, model: str, device: Device,
     shutil.rmtree(target, ignore_errors=True)
     for part in composing(model) + [model]:
         shutil.copytree(source / part, target / part, copy_function=os.link)
-    detector = parse((target / f'{model}_detector' / 'config.pbtxt').read_text())
+    pre_name, detector_name, _ = composing(model)
+    detector = parse((target / detector_name / 'config.pbtxt').read_text())
     version = target / detector.name / str(
         detector.version_policy.specific.versions[0])
     exported = json.loads((version / 'metadata.json').read_text())['capacity']
@@ -109,7 +111,7 @@ def place_repository(source: Path, target: Path, model: str, device: Device,
     place(detector, capacity, device,
           detector.dynamic_batching.max_queue_delay_microseconds or 2000, tf32)
     rewrite(target / detector.name / 'config.pbtxt', to_text(detector))
-    pre_path = target / f'{model}_preprocess' / 'config.pbtxt'
+    pre_path = target / pre_name / 'config.pbtxt'
     pre = parse(pre_path.read_text())
     pre.instance_group[0].count = capacity.preprocess_instances
     rewrite(pre_path, to_text(pre))
@@ -125,27 +127,11 @@ def missing(repository: Path, model: str) -> str:
             if absent else '')
 
 
-def composing(model: str) -> List[str]:
-    return [f'{model}_preprocess', f'{model}_detector', f'{model}_postprocess']
-
-
 def rewrite(path: Path, text: str) -> None:
     """A new file, not new contents: ``path`` is a hard link into the
     repository the copy was made from."""
     path.unlink()
     path.write_text(text)
-
-
-def runners(version: Path, device: Device, tf32: bool):
-    """The exported graph in process on the CPU (the reference) and on the
-    device, set up as the server sets it up."""
-    from detection.preprocess import Preprocessing
-    from detection.runtime import OnnxDetector
-    meta = json.loads((version / 'metadata.json').read_text())
-    params = Preprocessing.from_dict(meta['preprocessing'])
-    graph = version / meta.get('file', 'model.onnx')
-    return (OnnxDetector(graph, params),
-            OnnxDetector(graph, params, device.providers(tf32)), meta)
 
 
 def parity(reference: Callable, candidate: Callable,
@@ -253,7 +239,10 @@ def main(argv=None) -> int:
     names = [p.name for p in images]
     version = place_repository(args.repository, args.out / 'model_repository',
                                args.model, args.device, args.tf32)
-    cpu, on_device, meta = runners(version, args.device, args.tf32)
+    from detection.runtime import for_version
+    cpu = for_version(version)  # the reference
+    on_device = for_version(version, args.device.providers(args.tf32))
+    meta = json.loads((version / 'metadata.json').read_text())
     rows = batched(on_device.detect, payloads,
                    args.batch, args.rounds, 'onnxruntime')
     if not args.no_eager:

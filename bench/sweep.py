@@ -76,6 +76,7 @@ def sweep_images(out: Path) -> Dict[str, List[Path]]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from export.__main__ import setup_logging
+    from export.ensemble import composing
     from export.errors import ExportError
     from serve.server import ServerError
     from tools.stack import served
@@ -88,18 +89,16 @@ def main(argv=None) -> int:
     try:
         todo = requests(args, args.out / 'model_repository', images)
         with served(args.out / 'model_repository', todo.values()) as stack:
-            for name, request in todo.items():
+            for name in todo:
                 seconds = args.seconds or WINDOWS[name]
                 warmup = seconds / 4 if args.warmup is None else args.warmup
                 payloads = [p.read_bytes() for p in images[name]]
-                composing = [f'{name}_preprocess', request.detector_name,
-                             f'{name}_postprocess']
                 runs: Dict[int, List[Dict]] = {c: [] for c in args.concurrency}
                 for _ in range(args.rounds):
                     for c in args.concurrency:
                         runs[c].append(asyncio.run(drive(
-                            [stack.grpc_url], name, composing, payloads, c,
-                            warmup, seconds)).row())
+                            [stack.grpc_url], name, composing(name), payloads,
+                            c, warmup, seconds)).row())
                         print(f'[load] {name} c={c}: ' + summary(runs[c][-1]),
                               file=sys.stderr, flush=True)
                 levels = [median(runs[c]) for c in args.concurrency]

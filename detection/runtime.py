@@ -101,9 +101,11 @@ def runner(model_path: Union[str, Path], params: Preprocessing,
     return OnnxDetector(model_path, params, providers)
 
 
-def for_version(version_dir: Path) -> Detector:
-    """The runner of an exported version folder, set up as it is served."""
+def for_version(version_dir: Path,
+                providers: Sequence = ('CPUExecutionProvider',)) -> Detector:
+    """The runner of an exported version folder, set up as it is served
+    (an ONNX graph on ``providers``)."""
     meta = json.loads((Path(version_dir) / 'metadata.json').read_text())
     return runner(Path(version_dir) / meta.get('file', 'model.onnx'),
                   Preprocessing.from_dict(meta['preprocessing']),
-                  meta.get('openvino'))
+                  meta.get('openvino'), providers)

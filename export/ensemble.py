@@ -85,12 +85,18 @@ def _python_model(name: str, max_batch_size: int, inputs, outputs,
     return Model(config, TRITON_MODELS / source, parameters)
 
 
-def models(name: str, detector: str, version: int, max_batch_size: int,
+def composing(name: str) -> List[str]:
+    """The models the ensemble ``name`` runs, in order: its preprocess,
+    detector and postprocess."""
+    return [f'{name}_preprocess', f'{name}_detector', f'{name}_postprocess']
+
+
+def models(name: str, version: int, max_batch_size: int,
            params: Preprocessing, classes: Sequence[str],
            score_threshold: float, capacity: Capacity) -> List[Model]:
     """Preprocess, postprocess and the ensemble that pins ``version`` of
-    them and of ``detector``."""
-    pre, post = f'{name}_preprocess', f'{name}_postprocess'
+    them and of the detector."""
+    pre, detector, post = composing(name)
     to_post = ['scale_factor', 'ori_shape']
     preprocess = _python_model(
         pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),

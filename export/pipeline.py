@@ -84,7 +84,7 @@ class Request:
 
     @property
     def detector_name(self) -> str:
-        return f'{self.served_name}_detector'
+        return ensemble.composing(self.served_name)[1]
 
     @property
     def target(self) -> Device:
@@ -354,7 +354,7 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
     write_atomic(model_dir / 'config.pbtxt', triton_config.to_text(config))
     served = ensemble.write(request.repository, int(version_dir.name),
                             ensemble.models(
-        request.served_name, request.detector_name, int(version_dir.name),
+        request.served_name, int(version_dir.name),
         fmt.max_batch_size, loaded.params, loaded.classes,
         loaded.cfg.model.test_cfg.rcnn.score_thr, capacity))
     weights = _files(version_dir / fmt.filename)[-1]
