@@ -29,6 +29,8 @@ from detection import paths
 RUNTIME_BACKEND = Path(__file__).resolve().parent / 'backends' / 'runtime.py'
 RUNTIME_BACKENDS = ('onnxruntime', 'openvino')  # names it serves under
 ADMIN_HEADER = 'triton-admin-key'
+START_ATTEMPTS = 2  # a crash during start-up gets one more start
+CPU_HOST_NOISE = 'CudaDriverHelper has not been initialized'  # every start
 
 
 class ServerError(RuntimeError):
@@ -88,6 +90,13 @@ def stop_group(process: Optional[subprocess.Popen],
     except ProcessLookupError:
         pass
     return process.wait()
+
+
+def exit_reason(code: int) -> str:
+    """A Popen return code in words: a negative one is the killing signal."""
+    if code < 0:
+        return f'was killed by {signal.Signals(-code).name}'
+    return f'exited with code {code}'
 
 
 def free_port() -> int:
@@ -187,14 +196,42 @@ class TritonServer:
             return False
 
     def start(self, timeout: float = 180) -> 'TritonServer':
+        """Start, wait until ready and serve what loads (``report`` says
+        what did not).
+
+        A server killed by a signal during start-up is started once more:
+        Triton 2.51 now and then crashes (SIGSEGV) while it unloads the good
+        versions of a model whose other version failed, as other models
+        load. One that exits with a code is not: its next start would fail
+        the same way."""
         self.check_repository()
         gpu_models = self.leave_out_gpu_models()
         install = Installation.bundled()
+        crashes: List[str] = []
+        while True:
+            code = self._launch(install, timeout, again=bool(crashes))
+            if code is None:
+                self.report = gpu_models + crashes + self.recover()
+                return self
+            died = (f'tritonserver {exit_reason(code)} during start-up: '
+                    f'{self.last_error()} (log: {self.log_file})')
+            if code >= 0 or len(crashes) + 1 == START_ATTEMPTS:
+                raise ServerError(died + (f' (started {len(crashes) + 1} '
+                                          'times)' if crashes else ''))
+            crashes.append(f'{died}; started it again')
+
+    def _launch(self, install: Installation, timeout: float,
+                again: bool) -> Optional[int]:
+        """One start of the process: None once ready, else its exit code.
+        A start ``again`` appends to the log, keeping the crash's lines."""
         self.stop()  # a previous run's stubs, if that server was killed
         backends = self.prepare(install)
         self.log_file = self.log_file or self.workdir / 'server.log'
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, 'wb') as log:
+        with open(self.log_file, 'ab' if again else 'wb') as log:
+            if again:
+                log.write(b'--- started again after a crash ---\n')
+                log.flush()
             self.process = subprocess.Popen(
                 self.command(install, backends), stdout=log,
                 stderr=subprocess.STDOUT, env=self.environment(install),
@@ -202,13 +239,9 @@ class TritonServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(
-                    f'tritonserver exited with code {self.process.returncode}'
-                    f' during start-up: {self.last_error()} '
-                    f'(log: {self.log_file})')
+                return self.process.returncode
             if self.is_ready():
-                self.report = gpu_models + self.recover()
-                return self
+                return None
             time.sleep(0.25)
         self.stop()
         raise ServerError(f'tritonserver not ready after {timeout:.0f} s '
@@ -358,7 +391,8 @@ class TritonServer:
 
     def last_error(self) -> str:
         lines = self.log_file.read_text(errors='replace').splitlines()
-        errors = [l for l in lines if l.startswith('E') or 'error' in l.lower()]
+        errors = [l for l in lines if (l.startswith('E') or 'error' in l.lower())
+                  and CPU_HOST_NOISE not in l]
         return (errors or lines or ['no output'])[-1].strip()
 
     def stop(self, timeout: float = 30) -> Optional[int]:

@@ -276,3 +276,64 @@ def test_retries_ride_out_a_server_restart(second_server, tmp_path):
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert len(list(out.glob('r_*.json'))) == 6
+
+
+CRASHER = '''
+import os, signal
+from pathlib import Path
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """Kills its server (the stub's parent) while loading, as often as
+    the file crashes_left says."""
+
+    def initialize(self, args):
+        left = Path(__file__).parent / 'crashes_left'
+        count = int(left.read_text())
+        if count:
+            left.write_text(str(count - 1))
+            os.kill(os.getppid(), signal.SIGSEGV)
+
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.Tensor('y', np.ones(
+            1, np.float32))]) for _ in requests]
+'''
+
+
+def crashing_repository(folder, crashes: int):
+    model = folder / 'crasher'
+    (model / '1').mkdir(parents=True)
+    (model / '1' / 'model.py').write_text(CRASHER)
+    (model / '1' / 'crashes_left').write_text(str(crashes))
+    (model / 'config.pbtxt').write_text(
+        'backend: "python"\nmax_batch_size: 0\n'
+        'input [{ name: "x" data_type: TYPE_FP32 dims: [1] }]\n'
+        'output [{ name: "y" data_type: TYPE_FP32 dims: [1] }]\n')
+    return folder
+
+
+def test_a_server_that_crashes_during_start_up_is_started_once_more(tmp_path):
+    repo = crashing_repository(tmp_path / 'repo', crashes=1)
+    with TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton') as server:
+        assert len(server.report) == 1, server.report
+        assert server.report[0].startswith(
+            'tritonserver was killed by SIGSEGV during start-up'), server.report
+        assert server.report[0].endswith('; started it again')
+        assert (repo / 'crasher/1/crashes_left').read_text() == '0'
+        client = grpcclient.InferenceServerClient(f'127.0.0.1:{server.grpc_port}')
+        assert client.is_model_ready('crasher')
+        log = server.log_file.read_text()
+        assert log.count('--- started again after a crash ---') == 1
+
+
+def test_a_server_that_crashes_at_every_start_is_an_error(tmp_path):
+    from serve.server import ServerError
+    repo = crashing_repository(tmp_path / 'repo', crashes=5)
+    server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton')
+    with pytest.raises(ServerError, match=r'^tritonserver was killed by '
+                       r'SIGSEGV during start-up: .*crasher.* \(started 2 times\)$'):
+        server.start()
+    assert (repo / 'crasher/1/crashes_left').read_text() == '3'
+    assert server.process.poll() is not None
