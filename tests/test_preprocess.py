@@ -78,6 +78,37 @@ def test_resize_fits_the_bounds_like_mmcv_imrescale():
     assert tall.tensor.shape == (3, 1344, 288)
 
 
+@pytest.mark.parametrize('to_rgb', [True, False])
+def test_every_pixel_level_normalises_to_the_float_mmdet_computes(to_rgb):
+    """All 256 levels in each channel, at a size the resize keeps: the
+    looked-up floats are bit for bit ``(x - mean) / std`` in float32, in
+    the asked channel order, and the padding holds the pad value."""
+    levels = np.arange(256, dtype=np.uint8)
+    rows, cols = np.meshgrid(levels, levels, indexing='ij')
+    image = np.stack([rows, cols, rows + cols], -1)  # uint8, wraps
+    params = Preprocessing(scale=(256, 256), pad_size_divisor=96,
+                           pad_value=-7.5, to_rgb=to_rgb)
+    got = prepare(image, params)
+    assert got.img_shape == (256, 256) and got.tensor.shape == (3, 288, 288)
+    pixels = image[..., ::-1] if to_rgb else image
+    expected = ((pixels.astype(np.float32) - np.float32(params.mean))
+                / np.float32(params.std)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(got.tensor[:, :256, :256], expected)
+    assert set(np.unique(got.tensor[:, 256:])) == {-7.5}
+    assert set(np.unique(got.tensor[:, :, 256:])) == {-7.5}
+
+
+@pytest.mark.parametrize('array,described', [
+    (np.zeros((40, 30), np.uint8), '40x30 uint8'),
+    (np.zeros((40, 30, 4), np.uint8), '40x30x4 uint8'),
+    (np.zeros((40, 30, 3), np.float32), '40x30x3 float32'),
+])
+def test_an_array_that_is_not_a_decoded_image_is_refused(array, described):
+    with pytest.raises(ImageError, match=r'expected a decoded BGR image '
+                       rf'\(HxWx3 uint8\), got {described}$'):
+        prepare(array, Preprocessing())
+
+
 @pytest.mark.parametrize('payload,message', [
     (b'', 'empty'),
     (b'this is text, not a jpeg', 'not a decodable image'),
