@@ -229,7 +229,24 @@ def summarise(args, images, model, params, payloads, rows: Dict[str, Dict],
     sizes = [prepare(decode(p), params).tensor.shape[1:] for p in payloads]
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))
     top = max((peak := peak_gflops()).values())
+    achieved = {path: gflops * rows[path]['throughput_ips']
+                for path in ('onnxruntime', 'openvino')}
+    return {
+        'images': [p.name for p in images], 'rounds': args.rounds,
+        'model': str(args.config.name), 'paths': rows,
+        'perf_analyzer': perf_note, 'session_load_seconds': load,
+        'model_gflop_per_image': round(gflops, 1),
+        'machine_peak_gflops': peak,
+        **{f'{path}_achieved_gflops': round(value, 1)
+           for path, value in achieved.items()},
+        **{f'{path}_fraction_of_peak': round(value / top, 3)
+           for path, value in achieved.items()},
+        'ratios': ratios(rows),
+    }
 
+
+def ratios(rows: Dict[str, Dict]) -> Dict[str, float]:
+    """The comparisons the performance notes quote, from one run's rows."""
     def ips(path: str) -> float:
         return rows[path]['throughput_ips']
 
@@ -237,39 +254,23 @@ def summarise(args, images, model, params, payloads, rows: Dict[str, Dict],
         return max(v['throughput_ips'] for k, v in rows.items()
                    if k.startswith(prefix))
 
-    def ratio(a: float, b: float) -> float:
-        return round(a / b, 3)
+    def p50(path: str) -> float:
+        return rows[path]['p50_ms']
 
-    return {
-        'images': [p.name for p in images], 'rounds': args.rounds,
-        'model': str(args.config.name), 'paths': rows,
-        'perf_analyzer': perf_note, 'session_load_seconds': load,
-        'model_gflop_per_image': round(gflops, 1),
-        'machine_peak_gflops': peak,
-        'onnxruntime_achieved_gflops': round(gflops * ips('onnxruntime'), 1),
-        'onnxruntime_fraction_of_peak': round(gflops * ips('onnxruntime') / top, 3),
-        'openvino_achieved_gflops': round(gflops * ips('openvino'), 1),
-        'openvino_fraction_of_peak': round(gflops * ips('openvino') / top, 3),
-        'ratios': {
-            'triton_c1_latency_vs_onnxruntime': ratio(
-                rows['triton c=1']['p50_ms'], rows['onnxruntime']['p50_ms']),
-            'triton_best_throughput_vs_pytorch': ratio(best('triton c='),
+    pairs = {
+        'triton_c1_latency_vs_onnxruntime': (p50('triton c=1'), p50('onnxruntime')),
+        'triton_best_throughput_vs_pytorch': (best('triton c='), ips('pytorch')),
+        'onnxruntime_throughput_vs_pytorch': (ips('onnxruntime'), ips('pytorch')),
+        'int8_throughput_vs_fp32': (ips('onnxruntime int8'), ips('onnxruntime')),
+        'triton_int8_best_throughput_vs_pytorch': (best('triton int8 c='),
+                                                   ips('pytorch')),
+        'openvino_throughput_vs_onnxruntime': (ips('openvino'), ips('onnxruntime')),
+        'triton_openvino_best_throughput_vs_pytorch': (best('triton openvino c='),
                                                        ips('pytorch')),
-            'onnxruntime_throughput_vs_pytorch': ratio(ips('onnxruntime'),
-                                                       ips('pytorch')),
-            'int8_throughput_vs_fp32': ratio(ips('onnxruntime int8'),
-                                             ips('onnxruntime')),
-            'triton_int8_best_throughput_vs_pytorch': ratio(
-                best('triton int8 c='), ips('pytorch')),
-            'openvino_throughput_vs_onnxruntime': ratio(ips('openvino'),
-                                                        ips('onnxruntime')),
-            'triton_openvino_best_throughput_vs_pytorch': ratio(
-                best('triton openvino c='), ips('pytorch')),
-            'preprocessing_share_of_onnxruntime': ratio(
-                rows['preprocessing only']['p50_ms'],
-                rows['onnxruntime']['p50_ms']),
-        },
+        'preprocessing_share_of_onnxruntime': (p50('preprocessing only'),
+                                               p50('onnxruntime')),
     }
+    return {name: round(a / b, 3) for name, (a, b) in pairs.items()}
 
 
 if __name__ == '__main__':

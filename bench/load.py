@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
 from triton_frcnn.client import AsyncTritonDetector, Retry
@@ -70,70 +70,88 @@ class Level:
                 'first_error': self.first_error, 'models': self.models}
 
 
+@dataclass
+class Window:
+    """When answers count. It opens ``warmup`` seconds in, once every client
+    has had an answer (at most MAX_WARMUP), and stays open for the level's
+    seconds; after it the clients stop sending and what is in flight drains."""
+    concurrency: int
+    begin: float = float('inf')
+    end: float = float('inf')
+    answered: set = field(default_factory=set)
+    everyone: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def holds(self, t: float) -> bool:
+        return self.begin <= t < self.end
+
+    def answer_from(self, client: int) -> None:
+        self.answered.add(client)
+        if len(self.answered) == self.concurrency:
+            self.everyone.set()
+
+
 async def drive(urls: Sequence[str], model: str, composing: Sequence[str],
                 payloads: Sequence[bytes], concurrency: int, warmup: float,
                 seconds: float) -> Level:
     """``concurrency`` clients sending without pause, spread over ``urls``
     (one server, or each replica of a cluster); what finishes inside the
     window counts, refusals and errors in it too, and Triton's statistics
-    (of the first URL) are read at the window's edges. The window opens
-    after ``warmup`` seconds once every client has had an answer (at most
-    MAX_WARMUP); after it the clients stop sending and what is in flight
-    drains."""
+    (of the first URL) are read at the window's edges."""
     retry = Retry(**BUSY_RETRY)
     level = Level(concurrency, seconds)
+    window = Window(concurrency)
     images = itertools.cycle(payloads)
-    start = time.perf_counter()
-    window: Dict[str, float] = {'begin': float('inf'), 'end': float('inf')}
-    answered = set()
-    everyone = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         detectors = [await stack.enter_async_context(
             await AsyncTritonDetector.connect(url, model, wait=60, timeout=900,
                                               retry=retry)) for url in urls]
-        stats = detectors[0].client.get_inference_statistics
-
-        def in_window(t: float) -> bool:
-            return window['begin'] <= t < window['end']
-
-        async def client(index: int) -> None:
-            det = detectors[index % len(detectors)]
-            while time.perf_counter() < window['end']:
-                sent = time.perf_counter()
-                try:
-                    await det.infer_bytes(next(images))
-                    done = time.perf_counter()
-                    if in_window(done):
-                        level.latencies.append(done - sent)
-                        level.finished.append(done)
-                except Exception as exc:  # counted; the load goes on
-                    if in_window(time.perf_counter()):
-                        level.errors += 1
-                        level.first_error = level.first_error or first_line(exc)
-                answered.add(index)
-                if len(answered) == concurrency:
-                    everyone.set()
-
-        async def measure() -> None:
-            try:
-                await asyncio.sleep(warmup)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(everyone.wait(),
-                                           max(0.0, MAX_WARMUP - warmup))
-                snapshot = await model_stats(stats, composing)
-                busy, retried = retry.busy, retry.retried
-                window['begin'] = time.perf_counter()
-                window['end'] = window['begin'] + seconds
-                level.warmup = window['begin'] - start
-                await asyncio.sleep(seconds)
-                level.rejected = retry.busy - busy
-                level.retried = retry.retried - retried
-                level.models = split(snapshot, await model_stats(stats,
-                                                                 composing))
-            finally:  # the clients stop sending, whatever happened here
-                window['end'] = min(window['end'], time.perf_counter())
-        await asyncio.gather(measure(), *(client(i) for i in range(concurrency)))
+        await asyncio.gather(
+            measure(detectors[0].client.get_inference_statistics, composing,
+                    retry, level, window, warmup),
+            *(send(detectors[i % len(detectors)], images, i, level, window)
+              for i in range(concurrency)))
     return level
+
+
+async def send(detector: AsyncTritonDetector, images: Iterator[bytes],
+               index: int, level: Level, window: Window) -> None:
+    """One client: the next image as soon as the last one answered."""
+    while time.perf_counter() < window.end:
+        sent = time.perf_counter()
+        try:
+            await detector.infer_bytes(next(images))
+            done = time.perf_counter()
+            if window.holds(done):
+                level.latencies.append(done - sent)
+                level.finished.append(done)
+        except Exception as exc:  # counted; the load goes on
+            if window.holds(time.perf_counter()):
+                level.errors += 1
+                level.first_error = level.first_error or first_line(exc)
+        window.answer_from(index)
+
+
+async def measure(statistics, composing: Sequence[str], retry: Retry,
+                  level: Level, window: Window, warmup: float) -> None:
+    """Open the window, hold it for the level's seconds, and count what
+    Triton and the retrying clients saw in it."""
+    start = time.perf_counter()
+    try:
+        await asyncio.sleep(warmup)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(window.everyone.wait(),
+                                   max(0.0, MAX_WARMUP - warmup))
+        snapshot = await model_stats(statistics, composing)
+        busy, retried = retry.busy, retry.retried
+        window.begin = time.perf_counter()
+        window.end = window.begin + level.seconds
+        level.warmup = window.begin - start
+        await asyncio.sleep(level.seconds)
+        level.rejected = retry.busy - busy
+        level.retried = retry.retried - retried
+        level.models = split(snapshot, await model_stats(statistics, composing))
+    finally:  # the clients stop sending, whatever happened here
+        window.end = min(window.end, time.perf_counter())
 
 
 async def model_stats(statistics, models: Sequence[str]) -> Dict[str, Dict]:
