@@ -11,13 +11,15 @@ from triton_frcnn.wire import Detections
 METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
 
+class AnnotationError(ValueError):
+    """The file is not annotations in COCO's detection format."""
+
+
 class CocoSplit:
     """A COCO annotation file and its images, in a stable order."""
 
     def __init__(self, ann_file: Path, image_dir: Path, limit: int = 0):
-        from pycocotools.coco import COCO
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.coco = COCO(str(ann_file))
+        self.coco = read_coco(ann_file)
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         ids = sorted(self.coco.getImgIds())
@@ -59,3 +61,25 @@ class CocoSplit:
             evaluator.summarize()
         return {m: round(float(v) * 100, 2)
                 for m, v in zip(METRICS, evaluator.stats[:6])}
+
+
+def read_coco(ann_file: Path):
+    """pycocotools' index of ``ann_file``; pycocotools itself fails on a
+    file of another shape with a TypeError or an assertion deep inside."""
+    from pycocotools.coco import COCO
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco = COCO(str(ann_file))
+    except (OSError, ValueError, TypeError, KeyError, AssertionError) as exc:
+        raise AnnotationError(f'{ann_file} is not a readable COCO annotation '
+                              f'file ({type(exc).__name__}: '
+                              f'{str(exc).splitlines()[0] if str(exc) else ""})'
+                              ) from None
+    missing = [key for key in ('images', 'categories')
+               if not isinstance(coco.dataset.get(key), list)]
+    if missing:
+        raise AnnotationError(f'{ann_file} is not a COCO annotation file: it '
+                              f'has no {" nor ".join(missing)} list')
+    if not coco.dataset['images']:
+        raise AnnotationError(f'{ann_file} lists no images')
+    return coco

@@ -20,7 +20,7 @@ from typing import Dict
 from tqdm import tqdm
 
 from detection import paths
-from detection.coco import METRICS, CocoSplit
+from detection.coco import METRICS, AnnotationError, CocoSplit
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,7 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='first N images only (0: all)')
     p.add_argument('--concurrency', type=int, default=2)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'eval.json')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    missing = [str(path) for path in (args.config, args.checkpoint, args.ann,
+                                      args.images, *args.calibration)
+               if not path.exists()]
+    if missing:
+        p.error(f'no such file or folder: {", ".join(missing)}')
+    return args
 
 
 def run_path(name: str, split: CocoSplit, detect, concurrency: int = 1) -> Dict:
@@ -71,22 +77,52 @@ def table(rows: Dict[str, Dict[str, float]], reference: str) -> str:
     return '\n'.join(lines)
 
 
+REFERENCE = 'pytorch (mmdet)'
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from export import model as detector_model
     from export.__main__ import setup_logging
     from export.errors import ExportError
+    from serve.server import ServerError
+    from triton_frcnn.files import write_atomic
+
+    setup_logging(verbose=False)
+    try:
+        split = CocoSplit(args.ann, args.images, args.limit)
+        runs, classes, exports = detect_every_way(args, split)
+    except (AnnotationError, ExportError, ServerError) as exc:
+        print(f'eval: error: {exc}', file=sys.stderr)
+        return 1
+    stats = {name: split.evaluate(run['detections'], classes)
+             for name, run in runs.items()}
+    print(table(stats, REFERENCE))
+    report = {
+        'config': str(args.config), 'checkpoint': str(args.checkpoint),
+        'annotations': str(args.ann), 'images': len(split.image_ids),
+        'exports': {name: str(v) for name, v in exports.items()},
+        'paths': {name: {**stats[name], 'seconds': runs[name]['seconds']}
+                  for name in runs},
+        'delta_ap_points': {name: round(stats[name]['AP'] - stats[REFERENCE]['AP'], 2)
+                            for name in runs},
+    }
+    write_atomic(args.out, json.dumps(report, indent=2) + '\n')
+    print(f'wrote {args.out}')
+    return 0
+
+
+def detect_every_way(args: argparse.Namespace, split: CocoSplit):
+    """Each path's detections on the split: mmdet, then every format in
+    process, then every format served; with the class names and the
+    exported versions."""
+    from export import model as detector_model
     from export.formats import FORMATS
     from export.parity import mmdet_detections
     from export.pipeline import Request
-    from serve.server import ServerError
     from tools.stack import served
-    from triton_frcnn.files import image_files, write_atomic
+    from triton_frcnn.files import image_files
 
     from detection.runtime import for_version
-
-    setup_logging(verbose=False)
-    split = CocoSplit(args.ann, args.images, args.limit)
     requests = [Request(
         config=args.config, checkpoint=args.checkpoint, name=args.name,
         images=[split.path(i) for i in split.image_ids[:4]],
@@ -94,41 +130,20 @@ def main(argv=None) -> int:
         calibration=image_files(args.calibration), accuracy_ann=args.ann,
         accuracy_images=args.images, accuracy_limit=args.limit)
         for fmt in args.formats]
-    try:
-        with served(args.repository, requests) as stack:
-            model, _ = detector_model.load(args.config, args.checkpoint)
-            runs = {'pytorch (mmdet)': run_path(
-                'pytorch', split, lambda p: mmdet_detections(model, p))}
-            for request in requests:
-                fmt = FORMATS[request.format]
-                name = f'{fmt.backend} {fmt.precision}'
-                runs[name] = run_path(
-                    name, split, for_version(stack.exports[request.served_name]))
-            for request in requests:
-                name = f'triton {request.served_name}'
-                with stack.detector(request.served_name) as detector:
-                    runs[name] = run_path(name, split, detector,
-                                          args.concurrency)
-    except (ExportError, ServerError) as exc:
-        print(f'eval: error: {exc}', file=sys.stderr)
-        return 1
-    classes = model.dataset_meta['classes']
-    stats = {name: split.evaluate(run['detections'], classes)
-             for name, run in runs.items()}
-    reference = 'pytorch (mmdet)'
-    print(table(stats, reference))
-    report = {
-        'config': str(args.config), 'checkpoint': str(args.checkpoint),
-        'annotations': str(args.ann), 'images': len(split.image_ids),
-        'exports': {name: str(v) for name, v in stack.exports.items()},
-        'paths': {name: {**stats[name], 'seconds': runs[name]['seconds']}
-                  for name in runs},
-        'delta_ap_points': {name: round(stats[name]['AP'] - stats[reference]['AP'], 2)
-                            for name in runs},
-    }
-    write_atomic(args.out, json.dumps(report, indent=2) + '\n')
-    print(f'wrote {args.out}')
-    return 0
+    with served(args.repository, requests) as stack:
+        model, _ = detector_model.load(args.config, args.checkpoint)
+        runs = {REFERENCE: run_path(
+            'pytorch', split, lambda p: mmdet_detections(model, p))}
+        for request in requests:
+            fmt = FORMATS[request.format]
+            name = f'{fmt.backend} {fmt.precision}'
+            runs[name] = run_path(
+                name, split, for_version(stack.exports[request.served_name]))
+        for request in requests:
+            name = f'triton {request.served_name}'
+            with stack.detector(request.served_name) as detector:
+                runs[name] = run_path(name, split, detector, args.concurrency)
+    return runs, model.dataset_meta['classes'], stack.exports
 
 
 if __name__ == '__main__':

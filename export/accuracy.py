@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from detection.coco import CocoSplit
+from detection.coco import AnnotationError, CocoSplit
 from detection.preprocess import Preprocessing
 from detection.runtime import runner
 
@@ -82,9 +82,11 @@ def annotated_split(ann_file: Path, image_dir: Path, limit: int,
                     classes: Sequence[str]) -> CocoSplit:
     """The gate's images, refused before any export work when the model's
     classes are not the annotations' categories."""
-    split = CocoSplit(ann_file, image_dir, limit)
     try:
+        split = CocoSplit(ann_file, image_dir, limit)
         split.category_ids(classes)
+    except AnnotationError as exc:
+        raise ExportError(f'accuracy gate: {exc}') from None
     except ValueError as exc:
         raise ExportError(f'accuracy gate: {exc} ({ann_file})') from None
     return split

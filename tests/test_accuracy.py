@@ -3,12 +3,20 @@ export (in process and served) and the int8 and fp16 exports (in process and
 served)."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
+import pytest
 from triton_frcnn.client import TritonDetector
+
 from detection.runtime import for_version
 from evaluation.__main__ import run_path
+from export.errors import ExportError
 from export.parity import mmdet_detections
+from export.pipeline import Request, run
 
-from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG
+from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, SAMPLES
 
 
 def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
@@ -44,3 +52,37 @@ def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
     # the same numbers
     assert stats['triton int8'] == stats['onnxruntime int8']
     assert stats['triton fp16'] == stats['onnxruntime fp16']
+
+
+NOT_ANNOTATIONS = [
+    ('{"info": "results, not annotations"}',
+     r'is not a COCO annotation file: it has no images nor categories list$'),
+    ('[1, 2]', r'is not a readable COCO annotation file \(AssertionError: '),
+    ('no json here', r'is not a readable COCO annotation file \(JSONDecodeError: '),
+    ('{"images": [], "annotations": [], "categories": []}', r'lists no images$'),
+]
+
+
+@pytest.mark.parametrize('content,message', NOT_ANNOTATIONS)
+def test_a_file_that_is_not_annotations_is_refused_in_one_line(
+        tmp_path, content, message):
+    """By the export's mAP gate before anything is written, and by
+    ``python -m evaluation`` with exit code 1 and no report."""
+    ann = tmp_path / 'ann.json'
+    ann.write_text(content)
+    repo = tmp_path / 'repo'
+    named = re.escape(str(ann)) + ' ' + message
+    with pytest.raises(ExportError, match='^accuracy gate: ' + named):
+        run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                    images=SAMPLES, format='onnxruntime-fp16', repository=repo,
+                    accuracy_ann=ann, accuracy_images=tmp_path))
+    assert not repo.exists() or list(repo.iterdir()) == []
+    out = tmp_path / 'eval.json'
+    done = subprocess.run(
+        [sys.executable, '-m', 'evaluation', '-c', DEMO_CONFIG, '-w',
+         DEMO_CHECKPOINT, '--ann', ann, '--images', tmp_path, '-r', repo,
+         '--out', out], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    assert re.fullmatch('eval: error: ' + named.rstrip('$') + r'.*\n',
+                        done.stderr), done.stderr
+    assert not out.exists()
