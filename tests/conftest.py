@@ -92,7 +92,7 @@ def val_split(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
-def exported_demo_int8(exported, val_split, tmp_path_factory):
+def exported_demo_int8(exported, exported_demo, val_split, tmp_path_factory):
     """The demo detector as ``-f onnxruntime-int8`` (served as ``demo_int8``
     beside ``demo``): calibrated on 16 train images, gated on ``val_split``."""
     from export.pipeline import Request, run
