@@ -27,22 +27,34 @@ def main(argv=None) -> int:
     p.add_argument('--val', type=int, default=300)
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args(argv)
+    if min(args.train, args.val) < 0:
+        p.error('--train and --val must be 0 or more')
     todo = []
     for split, count, seed in (('train', args.train, args.seed),
                                ('val', args.val, args.seed + 1)):
         stamp = args.out / f'.{split}.complete'
         if count and not _holds(stamp, count, seed):
             todo.append((split, count, seed, stamp))
-    with tqdm(total=sum(t[1] for t in todo), unit='img') as bar:
-        for split, count, seed, stamp in todo:
-            write_split(args.out, split, count, seed, progress=bar.update)
-            stamp.write_text(f'{count} {seed}')
+    try:
+        write(todo, args.out)
+    except OSError as exc:
+        print(f'synthetic: error: cannot write {args.out}: '
+              f'{exc.strerror or exc}', file=sys.stderr)
+        return 1
     written = {t[0] for t in todo}
     for split, count in (('train', args.train), ('val', args.val)):
         if count:
             state = 'written' if split in written else 'up to date'
             print(f'{args.out / split}: {count} images ({state})')
     return 0
+
+
+def write(todo, out: Path) -> None:
+    """Each split, then its stamp: a split cut short is written again."""
+    with tqdm(total=sum(t[1] for t in todo), unit='img') as bar:
+        for split, count, seed, stamp in todo:
+            write_split(out, split, count, seed, progress=bar.update)
+            stamp.write_text(f'{count} {seed}')
 
 
 if __name__ == '__main__':
