@@ -126,6 +126,22 @@ def test_small_soak_loses_nothing(grpc_url, server, tmp_path):
     assert server.is_ready()
 
 
+@pytest.mark.parametrize('args,code,line', [
+    (['/nonexistent.jpg'], 2,
+     'python -m tools.soak: error: no such file or folder: /nonexistent.jpg'),
+    (['tests'], 2, 'python -m tools.soak: error: no images in tests'),
+    ([str(SAMPLES[0]), '--concurrency', '0'], 2,
+     'python -m tools.soak: error: --requests and --concurrency must be 1 or more'),
+    ([str(SAMPLES[0]), '--start', '/nonexistent'], 1,
+     'soak: error: model repository not found: /nonexistent (run `make export` first)'),
+])
+def test_soak_refuses_what_it_cannot_run_in_one_line(args, code, line):
+    done = subprocess.run([sys.executable, '-m', 'tools.soak', *args],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (code, line)
+    assert 'Traceback' not in done.stderr and done.stdout == ''
+
+
 def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
     client = grpcclient.InferenceServerClient(grpc_url)
     with pytest.raises(Exception, match='restricted'):

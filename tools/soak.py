@@ -19,7 +19,8 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from triton_frcnn.client import TritonDetector
+from serve.server import ServerError
+from triton_frcnn.client import ServerUnavailable, TritonDetector
 from triton_frcnn.files import image_files, write_atomic
 
 
@@ -98,20 +99,19 @@ def main(argv=None) -> int:
                    help='start a server on this repository (free ports)')
     p.add_argument('--out', type=Path, default=None, help='JSON report')
     args = p.parse_args(argv)
+    missing = [str(path) for path in args.images if not path.exists()]
+    if missing:
+        p.error(f'no such file or folder: {", ".join(missing)}')
     images = image_files(args.images)
-    if args.start is None:
-        with TritonDetector(args.url, args.model, wait=60) as detector:
-            report = run(detector, images, args)
-            report.server_ready_after = detector.client.is_server_ready()
-    else:
-        from .stack import served
-        with served(args.start) as stack, stack.detector(args.model) as detector:
-            pid = stack.server.process.pid
-            before = rss_mb(pid)
-            report = run(detector, images, args, memory=lambda: rss_mb(pid))
-            report.server_rss_mb_before = before
-            report.server_rss_mb_after = rss_mb(pid)
-            report.server_ready_after = stack.server.is_ready()
+    if not images:
+        p.error('no images in ' + ', '.join(map(str, args.images)))
+    if min(args.requests, args.concurrency) < 1:
+        p.error('--requests and --concurrency must be 1 or more')
+    try:
+        report = measure(args, images)
+    except (ServerUnavailable, ServerError) as exc:
+        print(f'soak: error: {exc}', file=sys.stderr)
+        return 1
     text = json.dumps(asdict(report), indent=2) + '\n'
     print(text, end='')
     if args.out:
@@ -119,6 +119,24 @@ def main(argv=None) -> int:
     ok = (report.failed == 0 and report.mismatched == 0
           and report.server_ready_after)
     return 0 if ok else 1
+
+
+def measure(args: argparse.Namespace, images: List[Path]) -> SoakReport:
+    """The soak on the server at ``--url``, or on one started for it."""
+    if args.start is None:
+        with TritonDetector(args.url, args.model, wait=60) as detector:
+            report = run(detector, images, args)
+            report.server_ready_after = detector.client.is_server_ready()
+        return report
+    from .stack import served
+    with served(args.start) as stack, stack.detector(args.model) as detector:
+        pid = stack.server.process.pid
+        before = rss_mb(pid)
+        report = run(detector, images, args, memory=lambda: rss_mb(pid))
+        report.server_rss_mb_before = before
+        report.server_rss_mb_after = rss_mb(pid)
+        report.server_ready_after = stack.server.is_ready()
+    return report
 
 
 def run(detector: TritonDetector, images: List[Path], args,
