@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -10,12 +9,7 @@ from detection import paths
 from export.store import location
 
 from .rollout import Watcher
-from .server import ServerError, TritonServer
-
-
-def _interrupt(signum, frame):
-    """SIGTERM takes the same clean path as Ctrl-C."""
-    raise KeyboardInterrupt
+from .server import ServerError, TritonServer, interrupt_on_sigterm
 
 
 def main(argv=None) -> int:
@@ -41,7 +35,7 @@ def main(argv=None) -> int:
                           http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, workdir=args.workdir,
                           log_file=args.log_file)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         server.start()
         for line in server.report:

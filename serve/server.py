@@ -92,6 +92,19 @@ def stop_group(process: Optional[subprocess.Popen],
     return process.wait()
 
 
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a container's stop, ``timeout``, ``kill``) unwinds like
+    Ctrl-C, so the ``with`` blocks and ``finally`` clauses that stop servers,
+    their stubs, nginx and network namespaces run. Left to its default,
+    SIGTERM ends Python at once, and a server started in a session of its
+    own runs on, holding its ports. Each program calls it (main thread)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def exit_reason(code: int) -> str:
     """A Popen return code in words: a negative one is the killing signal."""
     if code < 0:

@@ -142,6 +142,36 @@ def test_soak_refuses_what_it_cannot_run_in_one_line(args, code, line):
     assert 'Traceback' not in done.stderr and done.stdout == ''
 
 
+def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
+    """SIGTERM (a CI timeout, a container stop) unwinds like Ctrl-C: the
+    tool's own server and its Python stubs go with it, not left holding
+    ports; the requests not yet sent are dropped, not awaited."""
+    import psutil
+    request, _ = exported
+    repo = tmp_path / 'repo'
+    shutil.copytree(request.repository, repo, copy_function=os.link)
+    soak = subprocess.Popen(
+        [sys.executable, '-m', 'tools.soak', '--start', str(repo),
+         str(SAMPLES[0]), '--requests', '100000', '--concurrency', '2'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+    def serving() -> list:
+        return [p for p in psutil.process_iter(['cmdline'])
+                if str(repo) in ' '.join(p.info['cmdline'] or [])]
+    try:
+        wait_for(lambda: any('tritonserver' in ' '.join(p.info['cmdline'])
+                             for p in serving()), timeout=120)
+        wait_for(lambda: len(serving()) > 3, timeout=120)  # stubs too
+        time.sleep(3)  # past start-up: the soak's requests are flowing
+        assert soak.poll() is None, soak.communicate()
+        soak.terminate()
+        _, err = soak.communicate(timeout=60)
+    finally:
+        soak.kill()
+    assert (soak.returncode, err.splitlines()[-1]) == (130, 'soak: interrupted')
+    assert serving() == []
+
+
 def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
     client = grpcclient.InferenceServerClient(grpc_url)
     with pytest.raises(Exception, match='restricted'):

@@ -16,7 +16,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from detection import paths
-from serve.server import free_port, stop_group
+from serve.server import free_port, interrupt_on_sigterm, stop_group
 
 CREDENTIALS = {'AWS_ACCESS_KEY_ID': 'frcnn', 'AWS_SECRET_ACCESS_KEY': 'frcnn-local',
                'AWS_DEFAULT_REGION': 'us-east-1'}
@@ -347,11 +346,6 @@ def cluster(workdir: Path, replicas: int = 2, prefix: str = 'repo',
                       f'127.0.0.1:{http_port}', s3)
 
 
-def _interrupt(signum, frame):
-    """SIGTERM takes the same clean path as Ctrl-C."""
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='python -m tools.cluster', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -372,7 +366,7 @@ def main(argv=None) -> int:
         run(Request(config=args.config, checkpoint=args.checkpoint,
                     images=images, name=args.name, repository=repository,
                     cpus=1))  # each replica has one core
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         with cluster(args.workdir, args.replicas, publish=publish) as c:
             print(f'[cluster] S3 repository {c.repository} (credentials: '

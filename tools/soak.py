@@ -19,9 +19,9 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from serve.server import ServerError
+from serve.server import ServerError, interrupt_on_sigterm
 from triton_frcnn.client import ServerUnavailable, TritonDetector
-from triton_frcnn.files import image_files, write_atomic
+from triton_frcnn.files import image_files, not_found, write_atomic
 
 
 @dataclass
@@ -72,7 +72,8 @@ def soak(detector: TritonDetector, images: List[Path], requests: int,
             progress()
 
     quarter = max(1, requests // 4)
-    with ThreadPoolExecutor(concurrency) as pool:
+    pool = ThreadPoolExecutor(concurrency)
+    try:
         for ok, error in pool.map(one, range(requests)):
             report.sent += 1
             if memory is not None and report.sent % quarter == 0:
@@ -83,6 +84,8 @@ def soak(detector: TritonDetector, images: List[Path], requests: int,
             else:
                 report.succeeded += 1
                 report.mismatched += 0 if ok else 1
+    finally:  # on an interrupt, the requests not yet sent are dropped
+        pool.shutdown(cancel_futures=True)
     report.seconds = round(time.perf_counter() - start, 1)
     return report
 
@@ -99,19 +102,22 @@ def main(argv=None) -> int:
                    help='start a server on this repository (free ports)')
     p.add_argument('--out', type=Path, default=None, help='JSON report')
     args = p.parse_args(argv)
-    missing = [str(path) for path in args.images if not path.exists()]
-    if missing:
-        p.error(f'no such file or folder: {", ".join(missing)}')
+    if problem := not_found(args.images):
+        p.error(problem)
     images = image_files(args.images)
     if not images:
         p.error('no images in ' + ', '.join(map(str, args.images)))
     if min(args.requests, args.concurrency) < 1:
         p.error('--requests and --concurrency must be 1 or more')
+    interrupt_on_sigterm()
     try:
         report = measure(args, images)
     except (ServerUnavailable, ServerError) as exc:
         print(f'soak: error: {exc}', file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print('soak: interrupted', file=sys.stderr)
+        return 130
     text = json.dumps(asdict(report), indent=2) + '\n'
     print(text, end='')
     if args.out:
