@@ -35,6 +35,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 from tqdm import tqdm
+from triton_frcnn.files import not_found
 
 from detection import paths
 from detection.versions import package_versions
@@ -69,7 +70,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--no-eager', action='store_true',
                    help='leave PyTorch eager out (it needs torchvision)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'gpu')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if problem := not_found(args.images):
+        p.error(problem)
+    if min(*args.batch, *args.concurrency, args.rounds) < 1:
+        p.error('--batch, --concurrency and --rounds must be 1 or more')
+    if args.seconds <= 0 or args.warmup < 0:
+        p.error('--seconds must be more than 0 and --warmup 0 or more')
+    return args
 
 
 def host(device: Device) -> Dict[str, object]:
@@ -227,7 +235,7 @@ def served(version: Path, model: str, reference: Callable,
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from serve.server import ServerError
+    from serve.server import ServerError, interrupt_on_sigterm
     from triton_frcnn.files import image_files
     reason = (args.device.unavailable() or missing(args.repository, args.model)
               or ('' if args.no_eager else eager_unavailable()))
@@ -235,6 +243,11 @@ def main(argv=None) -> int:
         print(f'bench.gpu: error: {reason}', file=sys.stderr)
         return 1
     images = image_files(args.images)
+    if not images:
+        print(f'bench.gpu: error: no images in {", ".join(map(str, args.images))}',
+              file=sys.stderr)
+        return 1
+    interrupt_on_sigterm()
     payloads = [p.read_bytes() for p in images]
     names = [p.name for p in images]
     version = place_repository(args.repository, args.out / 'model_repository',

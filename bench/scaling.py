@@ -39,7 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='measurement window per cluster (default: %(default)s)')
     p.add_argument('--warmup', type=float, default=15.0)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'scaling')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.concurrency < 1:
+        p.error('--concurrency must be 1 or more')
+    if args.seconds <= 0 or args.warmup < 0:
+        p.error('--seconds must be more than 0 and --warmup 0 or more')
+    return args
 
 
 def export_once(out: Path) -> Path:
@@ -137,8 +142,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from export.__main__ import setup_logging
     from export.errors import ExportError
+    from serve.server import interrupt_on_sigterm
     from tools.cluster import ClusterError
     setup_logging(verbose=False)
+    interrupt_on_sigterm()
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         repository = export_once(args.out)

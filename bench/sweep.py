@@ -50,7 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--cpus', type=int, default=None,
                    help='export for this many CPUs (default: this host\'s)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'load')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if min(*args.concurrency, args.rounds, args.cpus or 1) < 1:
+        p.error('--concurrency, --rounds and --cpus must be 1 or more')
+    if (args.seconds is not None and args.seconds <= 0) or (args.warmup or 0) < 0:
+        p.error('--seconds must be more than 0 and --warmup 0 or more')
+    return args
 
 
 def requests(args, repository: Path, images: Dict[str, List[Path]]) -> Dict:
@@ -78,12 +83,13 @@ def main(argv=None) -> int:
     from export.__main__ import setup_logging
     from export.ensemble import composing
     from export.errors import ExportError
-    from serve.server import ServerError
+    from serve.server import ServerError, interrupt_on_sigterm
     from tools.stack import served
 
     from . import perf_analyzer
     from .load import drive
     setup_logging(verbose=False)
+    interrupt_on_sigterm()
     images = sweep_images(args.out)
     report: Dict = {'levels': args.concurrency, 'models': {}}
     try:

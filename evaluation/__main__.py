@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict
 
 from tqdm import tqdm
+from triton_frcnn.files import not_found
 
 from detection import paths
 from detection.coco import METRICS, AnnotationError, CocoSplit
@@ -45,11 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--concurrency', type=int, default=2)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'eval.json')
     args = p.parse_args(argv)
-    missing = [str(path) for path in (args.config, args.checkpoint, args.ann,
-                                      args.images, *args.calibration)
-               if not path.exists()]
-    if missing:
-        p.error(f'no such file or folder: {", ".join(missing)}')
+    if problem := not_found([args.config, args.checkpoint, args.ann,
+                             args.images, *args.calibration]):
+        p.error(problem)
     return args
 
 
@@ -84,10 +83,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from export.__main__ import setup_logging
     from export.errors import ExportError
-    from serve.server import ServerError
+    from serve.server import ServerError, interrupt_on_sigterm
     from triton_frcnn.files import write_atomic
 
     setup_logging(verbose=False)
+    interrupt_on_sigterm()
     try:
         split = CocoSplit(args.ann, args.images, args.limit)
         runs, classes, exports = detect_every_way(args, split)

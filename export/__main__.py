@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from triton_frcnn.files import image_files
+from triton_frcnn.files import image_files, not_found
 
 from detection import paths
 from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -128,9 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error('--queue-timeout must be more than 0')
     given = [*args.images, *args.calibration, args.accuracy_ann,
              args.accuracy_images]
-    missing = [str(path) for path in given if path and not path.exists()]
-    if missing:
-        p.error(f'no such file or folder: {", ".join(missing)}')
+    if problem := not_found(given):
+        p.error(problem)
     return args
 
 

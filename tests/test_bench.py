@@ -2,7 +2,10 @@
 Speed itself is measured by `make bench`, never asserted here."""
 from __future__ import annotations
 
+import importlib
 import json
+
+import pytest
 
 from bench.floor import model_gflops, peak_gflops
 from bench.report import markdown, write
@@ -55,3 +58,32 @@ def test_report_files(tmp_path):
     assert 'session load seconds: model.onnx 2.0, saved 1.0' in text
     assert (tmp_path / 'bench.png').read_bytes()[:4] == b'\x89PNG'
     assert markdown(report) == text
+
+
+@pytest.mark.parametrize('module, args, line', [
+    ('bench', ['--images', '/nonexistent'],
+     'no such file or folder: /nonexistent'),
+    ('bench', ['--rounds', '0'],
+     '--rounds and the concurrency levels must be 1 or more'),
+    ('bench.gpu', ['-r', 'x', '--batch', '4', '0'],
+     '--batch, --concurrency and --rounds must be 1 or more'),
+    ('bench.gpu', ['-r', 'x', '--seconds', '0'],
+     '--seconds must be more than 0 and --warmup 0 or more'),
+    ('bench.sweep', ['--concurrency', '0'],
+     '--concurrency, --rounds and --cpus must be 1 or more'),
+    ('bench.scaling', ['--warmup', '-1'],
+     '--seconds must be more than 0 and --warmup 0 or more'),
+    ('tools.demo', ['-c', 'configs', '-w', '/nonexistent.pth', '--images', '.'],
+     'no such file or folder: /nonexistent.pth'),
+    ('tools.demo', ['-c', 'configs', '-w', 'configs', '--limit', '-1'],
+     '--limit must be 0 or more'),
+])
+def test_the_tools_refuse_arguments_they_cannot_run_before_any_work(
+        module, args, line, capsys):
+    main = importlib.import_module(
+        module + '.__main__' if module == 'bench' else module).main
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f'python -m {module}: error: {line}')

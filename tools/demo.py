@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from triton_frcnn.files import not_found
+
 from detection import paths
 
 
@@ -25,18 +27,26 @@ def main(argv=None) -> int:
     p.add_argument('--limit', type=int, default=0,
                    help='first N images of --images only (0: all)')
     args = p.parse_args(argv)
+    if problem := not_found([args.config, args.checkpoint, args.images]):
+        p.error(problem)
+    if args.limit < 0:
+        p.error('--limit must be 0 or more')
 
     from export.__main__ import setup_logging
     from export.errors import ExportError
     from export.pipeline import Request
-    from serve.server import ServerError
+    from serve.server import ServerError, interrupt_on_sigterm
     from triton_frcnn.client.cli import main as detect
     from triton_frcnn.files import image_files
 
     from .stack import served
     setup_logging(verbose=False)
+    interrupt_on_sigterm()
     images = image_files([args.images])
     images = images[:args.limit] if args.limit else images
+    if not images:
+        print(f'demo: error: no images in {args.images}', file=sys.stderr)
+        return 1
     request = Request(config=args.config, checkpoint=args.checkpoint,
                       images=images[:4], name=args.name,
                       repository=args.repository)

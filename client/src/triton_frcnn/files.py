@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, List, Union
+from typing import BinaryIO, Callable, Iterable, List, Optional, Union
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif',
                   '.tiff'}
@@ -25,6 +25,13 @@ def image_files(paths: Iterable[Union[str, Path]]) -> List[Path]:
         else:
             found.append(path)
     return found
+
+
+def not_found(paths: Iterable[Optional[Union[str, Path]]]) -> Optional[str]:
+    """What a command line says of the files and folders it was given that
+    are not there (None if all are): one line, before any work."""
+    missing = [str(path) for path in paths if path and not Path(path).exists()]
+    return f'no such file or folder: {", ".join(missing)}' if missing else None
 
 
 def write_atomic(path: Path, write: Union[bytes, str, Callable[[BinaryIO], None]]
