@@ -234,6 +234,9 @@ http {{
   fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi;
   scgi_temp_path {work}/scgi;
   client_max_body_size 64m;
+  # bodies and replies stay in memory: a root nginx's workers run as nobody,
+  # who cannot write temporary files under a private (0700) work folder
+  client_body_buffer_size 64m; proxy_max_temp_file_size 0;
   upstream triton_grpc {{
     least_conn;
 {grpc}
