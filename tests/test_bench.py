@@ -77,6 +77,10 @@ def test_report_files(tmp_path):
      'no such file or folder: /nonexistent.pth'),
     ('tools.demo', ['-c', 'configs', '-w', 'configs', '--limit', '-1'],
      '--limit must be 0 or more'),
+    ('tools.cluster', ['--tls-key', __file__],
+     'TLS needs --tls-certificate and --tls-key'),
+    ('tools.cluster', ['--tls-certificate', '/nonexistent.pem', '--tls-key', __file__],
+     'no such file or folder: /nonexistent.pem'),
 ])
 def test_the_tools_refuse_arguments_they_cannot_run_before_any_work(
         module, args, line, capsys):

@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Protocol, Sequence
+
+from triton_frcnn.files import not_found
 
 from detection import paths
 from serve.server import free_port, interrupt_on_sigterm, stop_group
@@ -37,18 +40,35 @@ class ClusterError(RuntimeError):
     """A part of the stand-in could not be started."""
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def listening(host: str, port: int) -> bool:
+    """Accepts a connection: readiness of a TLS port, whose handshake may
+    ask for a client certificate that a probe does not hold."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_http(url: str, timeout: float, process: subprocess.Popen,
-              what: str) -> None:
+              what: str, ready: Optional[Callable[[], bool]] = None) -> None:
+    """Until ``url`` answers 200 (or ``ready()`` says so), ``process`` is
+    still running and ``timeout`` has not passed."""
+    ready = ready or (lambda: answers(url))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ClusterError(f'{what} exited with code {process.returncode}')
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
+        if ready():
+            return
         time.sleep(0.25)
     raise ClusterError(f'{what} not ready at {url} after {timeout:.0f} s')
 
@@ -222,6 +242,31 @@ class Namespaces:
             subprocess.run(['ip', 'netns', 'del', name], capture_output=True)
 
 
+class Upstream(Protocol):
+    """A Triton server as nginx reaches it: a Replica, or any server."""
+    host: str
+    grpc_port: int
+    http_port: int
+
+
+@dataclass(frozen=True)
+class TlsFront:
+    """TLS ended at nginx, as an ingress ends it: nginx's certificate and
+    key (PEM) and, for mutual TLS, the CA whose client certificates it
+    requires (a client without one is refused)."""
+    certificate: Path
+    key: Path
+    client_ca: Optional[Path] = None
+
+    def directives(self) -> str:
+        lines = [f'ssl_certificate {self.certificate.resolve()};',
+                 f'ssl_certificate_key {self.key.resolve()};']
+        if self.client_ca:
+            lines += [f'ssl_client_certificate {self.client_ca.resolve()};',
+                      'ssl_verify_client on;']
+        return '\n'.join('  ' + line for line in lines)
+
+
 NGINX = """worker_processes 1;
 pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
@@ -237,6 +282,7 @@ http {{
   # bodies and replies stay in memory: a root nginx's workers run as nobody,
   # who cannot write temporary files under a private (0700) work folder
   client_body_buffer_size 64m; proxy_max_temp_file_size 0;
+{tls}
   upstream triton_grpc {{
     least_conn;
 {grpc}
@@ -248,7 +294,7 @@ http {{
     keepalive 16;
   }}
   server {{
-    listen {host}:{grpc_port} http2;
+    listen {host}:{grpc_port} {ssl} http2;
     location / {{
       grpc_pass grpc://triton_grpc;
       grpc_read_timeout 600s;
@@ -256,7 +302,7 @@ http {{
     }}
   }}
   server {{
-    listen {host}:{http_port};
+    listen {host}:{http_port} {ssl};
     location / {{
       proxy_pass http://triton_http;
       proxy_http_version 1.1;
@@ -270,13 +316,14 @@ http {{
 
 
 @contextmanager
-def nginx(replicas: List[Replica], workdir: Path, host: str = '127.0.0.1'
-          ) -> Iterator[tuple]:
+def nginx(replicas: Sequence[Upstream], workdir: Path, host: str = '127.0.0.1',
+          tls: Optional[TlsFront] = None) -> Iterator[tuple]:
     """nginx over the replicas; yields (gRPC port, HTTP port). Requests go
     to the replica with the fewest in flight (round robin starves the others
     behind a replica that falls behind: docs/performance.md, "Scaling out"),
     over kept-alive connections. A replica that fails a request is marked
-    down for 5 s (``max_fails=1``); the request goes to the next one."""
+    down for 5 s (``max_fails=1``); the request goes to the next one. With
+    ``tls``, both ports speak only TLS (HTTPS and gRPC over TLS)."""
     binary = shutil.which('nginx') or '/usr/sbin/nginx'
     if not Path(binary).exists():
         raise ClusterError('nginx is not installed (apt-get install nginx-light)')
@@ -290,14 +337,17 @@ def nginx(replicas: List[Replica], workdir: Path, host: str = '127.0.0.1'
     conf = work / 'nginx.conf'
     conf.write_text(NGINX.format(work=work, grpc=upstream('grpc_port'),
                                  http=upstream('http_port'), host=host,
-                                 grpc_port=grpc_port, http_port=http_port))
+                                 grpc_port=grpc_port, http_port=http_port,
+                                 tls=tls.directives() if tls else '',
+                                 ssl='ssl' if tls else ''))
     process = subprocess.Popen(
         [binary, '-p', str(work), '-c', str(conf), '-g', 'daemon off;'],
         stdout=subprocess.DEVNULL, stderr=open(work / 'stderr.log', 'wb'),
         start_new_session=True)
     try:
-        wait_http(f'http://{host}:{http_port}/v2/health/ready', 30, process,
-                  'nginx')
+        wait_http(f'http{"s" if tls else ""}://{host}:{http_port}/v2/health/ready',
+                  30, process, 'nginx',
+                  (lambda: listening(host, http_port)) if tls else None)
         yield grpc_port, http_port
     finally:
         stop_group(process)
@@ -315,9 +365,10 @@ class Cluster:
 @contextmanager
 def cluster(workdir: Path, replicas: int = 2, prefix: str = 'repo',
             namespaces: Optional[bool] = None, poll: float = 2.0,
-            publish=None) -> Iterator[Cluster]:
+            publish=None, tls: Optional[TlsFront] = None) -> Iterator[Cluster]:
     """The whole stand-in. ``publish(repository_url)`` is called once the S3
-    server is up (an export, typically) before the replicas start."""
+    server is up (an export, typically) before the replicas start; ``tls``
+    makes nginx's ports TLS only."""
     workdir = workdir.resolve()  # nginx and the replicas run elsewhere
     workdir.mkdir(parents=True, exist_ok=True)
     isolated = namespaces_possible() if namespaces is None else namespaces
@@ -344,7 +395,8 @@ def cluster(workdir: Path, replicas: int = 2, prefix: str = 'repo',
             replica.poll = poll
             stack.callback(replica.stop)
             members.append(replica.start())
-        grpc_port, http_port = stack.enter_context(nginx(members, workdir))
+        grpc_port, http_port = stack.enter_context(
+            nginx(members, workdir, tls=tls))
         yield Cluster(repository, members, f'127.0.0.1:{grpc_port}',
                       f'127.0.0.1:{http_port}', s3)
 
@@ -357,7 +409,18 @@ def main(argv=None) -> int:
     p.add_argument('-w', '--checkpoint', type=Path, default=paths.DEMO_CHECKPOINT)
     p.add_argument('-m', '--name', default='faster_rcnn')
     p.add_argument('--workdir', type=Path, default=paths.ROOT / '.cluster')
+    p.add_argument('--tls-certificate', type=Path, metavar='PEM',
+                   help='nginx serves TLS only, with this certificate')
+    p.add_argument('--tls-key', type=Path, metavar='PEM')
+    p.add_argument('--tls-client-ca', type=Path, metavar='PEM',
+                   help='and requires client certificates signed by this CA')
     args = p.parse_args(argv)
+    tls_files = [args.tls_certificate, args.tls_key, args.tls_client_ca]
+    if problem := not_found(tls_files):
+        p.error(problem)
+    if any(tls_files) and not (args.tls_certificate and args.tls_key):
+        p.error('TLS needs --tls-certificate and --tls-key')
+    tls = TlsFront(*tls_files) if args.tls_certificate else None
     from export.__main__ import setup_logging
     from export.errors import ExportError
     from export.pipeline import Request, run
@@ -371,16 +434,18 @@ def main(argv=None) -> int:
                     cpus=1))  # each replica has one core
     interrupt_on_sigterm()
     try:
-        with cluster(args.workdir, args.replicas, publish=publish) as c:
+        with cluster(args.workdir, args.replicas, publish=publish,
+                     tls=tls) as c:
             print(f'[cluster] S3 repository {c.repository} (credentials: '
                   f'{" ".join(f"{k}={v}" for k, v in CREDENTIALS.items())})')
             for r in c.replicas:
                 print(f'[cluster] replica {r.index}: {r.host} gRPC {r.grpc_port} '
                       f'HTTP {r.http_port} on core {r.core}'
                       + (f', namespace {r.namespace}' if r.namespace else ''))
-            print(f'[cluster] nginx: gRPC {c.grpc_url}, HTTP {c.http_url}; try: '
-                  f'python -m client -u {c.grpc_url} -m {args.name} IMAGE; '
-                  'Ctrl-C stops', flush=True)
+            print(f'[cluster] nginx: gRPC {c.grpc_url}, HTTP {c.http_url}'
+                  f'{" (TLS only)" if tls else ""}; try: python -m client -u '
+                  f'{c.grpc_url} -m {args.name}{" --ssl" if tls else ""} '
+                  'IMAGE; Ctrl-C stops', flush=True)
             while all(r.process.poll() is None for r in c.replicas):
                 time.sleep(1)
             print('cluster: error: a replica exited; see its serve.log under '

@@ -13,7 +13,8 @@ import importlib
 
 _EXPORTS = {
     'TritonDetector': '.detector', 'AsyncTritonDetector': '.aio',
-    'ServerUnavailable': '.protocol', 'Retry': '.retry', 'ServerBusy': '.retry',
+    'ServerUnavailable': '.protocol', 'Tls': '.protocol', 'Retry': '.retry',
+    'ServerBusy': '.retry',
     'Detections': '..wire',
 }
 __all__ = sorted(_EXPORTS)

@@ -15,7 +15,8 @@ from typing import Iterable, List, Optional
 
 from ..wire import Detections
 from .images import ImageLike, encode
-from .protocol import ModelSpec, first_line, library, readiness, unready
+from .protocol import (ModelSpec, Tls, first_line, library, readiness,
+                       unready)
 from .retry import Retry
 
 
@@ -33,8 +34,10 @@ class AsyncTritonDetector:
                       model: str = 'faster_rcnn', model_version: str = '',
                       timeout: float = 60.0, wait: float = 10.0,
                       retry: Optional[Retry] = None,
-                      verbose: bool = False) -> 'AsyncTritonDetector':
-        client = library('grpc.aio').InferenceServerClient(url, verbose)
+                      verbose: bool = False, tls: Optional[Tls] = None
+                      ) -> 'AsyncTritonDetector':
+        client = library('grpc.aio').InferenceServerClient(
+            url, verbose, **(tls.options('grpc') if tls else {}))
         version = str(model_version)
         try:
             await _wait_until_ready(client, url, model, version, wait)

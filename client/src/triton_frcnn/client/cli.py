@@ -8,13 +8,15 @@ failed, 2 the server could not be used.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
-from ..files import image_files
+from ..files import image_files, not_found
 from ..wire import Detections
+from .protocol import Tls
 
 PROG = 'frcnn-detect'
 
@@ -32,6 +34,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('-x', '--model-version', default='',
                    help='model version (default: the server\'s choice)')
     p.add_argument('-v', '--verbose', action='store_true')
+    tls = p.add_argument_group(
+        'TLS', 'for a server behind a proxy that ends TLS (nginx, an ingress) '
+        'or Triton with gRPC SSL; the file flags imply --ssl')
+    tls.add_argument('--ssl', action='store_true', help='connect with TLS')
+    tls.add_argument('--root-certificates', metavar='PEM',
+                     help='CA certificates to check the server against '
+                     '(default: the system\'s)')
+    tls.add_argument('--private-key', metavar='PEM',
+                     help='the client key, for mutual TLS')
+    tls.add_argument('--certificate-chain', metavar='PEM',
+                     help='the client certificate, for mutual TLS')
     p.add_argument('--score-thr', type=float, default=0.3,
                    help='draw and report boxes above this score '
                    '(default: %(default)s)')
@@ -54,6 +67,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error('--concurrency must be 1 or more')
     if args.retries < 0:
         p.error('--retries must be 0 or more')
+    files = [args.root_certificates, args.private_key, args.certificate_chain]
+    if problem := not_found(files):
+        p.error(problem)
+    try:
+        args.tls = Tls(*files) if args.ssl or any(files) else None
+    except ValueError as exc:
+        p.error(str(exc))
     return args
 
 
@@ -85,12 +105,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if len(todo) < len(files):
         print(f'skipping {len(files) - len(todo)} images already done in {args.out}')
     retry = Retry(retries=args.retries)
+    # gRPC's core logs a failed TLS handshake at INFO on stderr, beside the
+    # one line this program says of it
+    os.environ.setdefault('GRPC_VERBOSITY', 'ERROR')
     try:
         from .detector import TritonDetector
         detector = TritonDetector(args.url, args.model, args.protocol,
                                   args.model_version, timeout=args.timeout,
                                   wait=args.wait, retry=retry,
-                                  verbose=args.verbose)
+                                  verbose=args.verbose, tls=args.tls)
     except (ServerUnavailable, ImportError) as exc:
         error(str(exc))
         return 2

@@ -17,7 +17,7 @@ from typing import Optional, Union
 from ..wire import Detections
 from .images import ImageLike, encode
 from .output import save_drawing
-from .protocol import (DEFAULT_URLS, ModelSpec, first_line, library,
+from .protocol import (DEFAULT_URLS, ModelSpec, Tls, first_line, library,
                        readiness, unready)
 from .retry import Retry
 
@@ -28,8 +28,10 @@ class TritonDetector:
     def __init__(self, url: Optional[str] = None, model: str = 'faster_rcnn',
                  protocol: str = 'grpc', model_version: str = '',
                  timeout: float = 60.0, wait: float = 10.0,
-                 retry: Optional[Retry] = None, verbose: bool = False):
+                 retry: Optional[Retry] = None, verbose: bool = False,
+                 tls: Optional[Tls] = None):
         self._lib = library(protocol)
+        self._connection = tls.options(protocol) if tls else {}
         self.url = url or DEFAULT_URLS[protocol]
         self.protocol = protocol
         self.timeout = timeout
@@ -60,12 +62,11 @@ class TritonDetector:
         shared across threads, so each thread that sends gets its own."""
         client = getattr(self._local, 'client', None)
         if client is None:
-            if self.protocol == 'grpc':
-                client = self._lib.InferenceServerClient(self.url, self.verbose)
-            else:
-                client = self._lib.InferenceServerClient(
-                    self.url, self.verbose, connection_timeout=self.timeout,
-                    network_timeout=self.timeout)
+            timeouts = ({} if self.protocol == 'grpc' else
+                        {'connection_timeout': self.timeout,
+                         'network_timeout': self.timeout})
+            client = self._lib.InferenceServerClient(
+                self.url, self.verbose, **timeouts, **self._connection)
             self._local.client = client
             with self._lock:
                 self._clients.append(client)

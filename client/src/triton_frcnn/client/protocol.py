@@ -24,6 +24,37 @@ MODULES = {'grpc': 'tritonclient.grpc', 'http': 'tritonclient.http',
 EXTRAS = {'grpc': 'grpc', 'http': 'http', 'grpc.aio': 'grpc'}
 
 
+@dataclass(frozen=True)
+class Tls:
+    """TLS to the server: a proxy that ends it (nginx, an ingress) or
+    Triton's own gRPC SSL. PEM files; with no ``root_certificates`` the
+    server is checked against gRPC's roots or certifi's (HTTP); a client
+    certificate (``certificate_chain`` with its ``private_key``) is for a
+    server that asks for one (mutual TLS)."""
+    root_certificates: Optional[str] = None
+    private_key: Optional[str] = None
+    certificate_chain: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if bool(self.private_key) != bool(self.certificate_chain):
+            raise ValueError('a client certificate needs both its private key '
+                             'and its certificate chain')
+
+    def options(self, protocol: str) -> dict:
+        """Keyword arguments of tritonclient's ``InferenceServerClient``."""
+        if protocol.startswith('grpc'):
+            return {'ssl': True, 'root_certificates': self.root_certificates,
+                    'private_key': self.private_key,
+                    'certificate_chain': self.certificate_chain}
+        ssl_options = {}
+        if self.root_certificates:
+            ssl_options['ca_certs'] = self.root_certificates
+        if self.certificate_chain:
+            ssl_options.update(certfile=self.certificate_chain,
+                               keyfile=self.private_key)
+        return {'ssl': True, 'ssl_options': ssl_options}
+
+
 class ServerUnavailable(ConnectionError):
     """The server or the model could not be reached, is not ready, or is not
     a detector this client can read."""
