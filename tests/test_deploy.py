@@ -4,6 +4,7 @@ installs what the pre/post models import, at the lock's versions."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,8 +21,11 @@ KUBERNETES = '1.30'
 
 
 def render(overlay: str) -> dict:
-    done = subprocess.run([str(KUBECTL), 'kustomize',
-                           str(DEPLOY / 'k8s' / 'overlays' / overlay)],
+    return render_folder(DEPLOY / 'k8s' / 'overlays' / overlay)
+
+
+def render_folder(folder: Path) -> dict:
+    done = subprocess.run([str(KUBECTL), 'kustomize', str(folder)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return {(d['kind'], d['metadata']['name']): d
@@ -119,3 +123,36 @@ def test_the_server_image_installs_the_locks_versions_of_what_models_import():
     assert re.search(r'^ARG TRITON_IMAGE=nvcr\.io/nvidia/tritonserver:24\.10-py3$',
                      dockerfile, re.M)  # Triton 2.51, the version tested here
     assert 'COPY deploy/server-requirements.txt' in dockerfile
+
+
+def test_the_ingress_component_ends_tls_before_grpc_and_http(tmp_path):
+    """Opted into from a user's overlay (kustomize refuses absolute paths):
+    each Ingress validates, reaches the Service's named port under the
+    overlay's name prefix, holds the TLS Secret for its host, speaks gRPC to
+    the gRPC port, and lets through the largest image the server takes."""
+    import kubernetes_validate
+
+    from detection.preprocess import DEFAULT_MAX_BYTES
+    k8s = os.path.relpath(DEPLOY / 'k8s', tmp_path)
+    (tmp_path / 'kustomization.yaml').write_text(yaml.safe_dump({
+        'apiVersion': 'kustomize.config.k8s.io/v1beta1', 'kind': 'Kustomization',
+        'resources': [f'{k8s}/overlays/gpu'], 'components': [f'{k8s}/ingress'],
+        'namePrefix': 'prod-'}))
+    docs = render_folder(tmp_path)
+    ports = {p['name'] for p in docs[('Service', 'prod-triton')]['spec']['ports']}
+    ingresses = {name: d for (kind, name), d in docs.items() if kind == 'Ingress'}
+    assert sorted(ingresses) == ['prod-triton-grpc', 'prod-triton-http']
+    for name, ingress in ingresses.items():
+        kubernetes_validate.validate(ingress, KUBERNETES, strict=True)
+        (rule,), (tls,) = ingress['spec']['rules'], ingress['spec']['tls']
+        (path,) = rule['http']['paths']
+        service = path['backend']['service']
+        protocol = name.rsplit('-', 1)[1]
+        assert (service['name'], service['port']['name']) == ('prod-triton', protocol)
+        assert protocol in ports
+        assert tls == {'hosts': [rule['host']], 'secretName': 'triton-tls'}
+        notes = ingress['metadata']['annotations']
+        assert notes.get('nginx.ingress.kubernetes.io/backend-protocol') == (
+            'GRPC' if protocol == 'grpc' else None)
+        size = notes['nginx.ingress.kubernetes.io/proxy-body-size']
+        assert int(size.rstrip('m')) * 2**20 >= DEFAULT_MAX_BYTES
