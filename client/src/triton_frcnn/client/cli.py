@@ -40,7 +40,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     tls.add_argument('--ssl', action='store_true', help='connect with TLS')
     tls.add_argument('--root-certificates', metavar='PEM',
                      help='CA certificates to check the server against '
-                     '(default: the system\'s)')
+                     '(default: public roots: gRPC\'s own, the system\'s for HTTP)')
     tls.add_argument('--private-key', metavar='PEM',
                      help='the client key, for mutual TLS')
     tls.add_argument('--certificate-chain', metavar='PEM',

@@ -28,7 +28,8 @@ EXTRAS = {'grpc': 'grpc', 'http': 'http', 'grpc.aio': 'grpc'}
 class Tls:
     """TLS to the server: a proxy that ends it (nginx, an ingress) or
     Triton's own gRPC SSL. PEM files; with no ``root_certificates`` the
-    server is checked against gRPC's roots or certifi's (HTTP); a client
+    server is checked against gRPC's bundled roots, or for HTTP the
+    system's (certifi's where the system has none); a client
     certificate (``certificate_chain`` with its ``private_key``) is for a
     server that asks for one (mutual TLS)."""
     root_certificates: Optional[str] = None
