@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from triton_frcnn.files import not_found
+from triton_frcnn.files import given_images
 
 from detection import paths
 
@@ -80,8 +80,10 @@ def parse_args(argv=None):
                    'and batching-delay variants of the fp32 detector')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'bench')
     args = p.parse_args(argv)
-    if problem := not_found(args.images):  # the checkpoint is made if missing
-        p.error(problem)
+    try:  # the checkpoint is made if missing
+        args.images = given_images(args.images)
+    except ValueError as exc:
+        p.error(str(exc))
     if min(args.rounds, *args.concurrency, *args.other_concurrency,
            *args.perf_concurrency, *args.variant_concurrency) < 1:
         p.error('--rounds and the concurrency levels must be 1 or more')
@@ -97,15 +99,10 @@ def main(argv=None) -> int:
     from export.__main__ import setup_logging
     from export.errors import ExportError
     from serve.server import ServerError, interrupt_on_sigterm
-    from triton_frcnn.files import image_files
 
     setup_logging(verbose=False)
     interrupt_on_sigterm()
-    images = image_files(args.images)
-    if not images:
-        print(f'bench: error: no images in {", ".join(map(str, args.images))}',
-              file=sys.stderr)
-        return 1
+    images = args.images
     payloads = [p.read_bytes() for p in images]
     try:
         requests, exports, model = export_all(args, images)

@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from triton_frcnn.files import not_found
+from triton_frcnn.files import given_images
 
 from detection import paths
 from detection.versions import package_versions
@@ -71,8 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='leave PyTorch eager out (it needs torchvision)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'gpu')
     args = p.parse_args(argv)
-    if problem := not_found(args.images):
-        p.error(problem)
+    try:
+        args.images = given_images(args.images)
+    except ValueError as exc:
+        p.error(str(exc))
     if min(*args.batch, *args.concurrency, args.rounds) < 1:
         p.error('--batch, --concurrency and --rounds must be 1 or more')
     if args.seconds <= 0 or args.warmup < 0:
@@ -236,17 +238,12 @@ def served(version: Path, model: str, reference: Callable,
 def main(argv=None) -> int:
     args = parse_args(argv)
     from serve.server import ServerError, interrupt_on_sigterm
-    from triton_frcnn.files import image_files
     reason = (args.device.unavailable() or missing(args.repository, args.model)
               or ('' if args.no_eager else eager_unavailable()))
     if reason:
         print(f'bench.gpu: error: {reason}', file=sys.stderr)
         return 1
-    images = image_files(args.images)
-    if not images:
-        print(f'bench.gpu: error: no images in {", ".join(map(str, args.images))}',
-              file=sys.stderr)
-        return 1
+    images = args.images
     interrupt_on_sigterm()
     payloads = [p.read_bytes() for p in images]
     names = [p.name for p in images]

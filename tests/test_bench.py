@@ -63,6 +63,7 @@ def test_report_files(tmp_path):
 @pytest.mark.parametrize('module, args, line', [
     ('bench', ['--images', '/nonexistent'],
      'no such file or folder: /nonexistent'),
+    ('bench', ['--images', 'configs'], 'no images in configs'),
     ('bench', ['--rounds', '0'],
      '--rounds and the concurrency levels must be 1 or more'),
     ('bench.gpu', ['-r', 'x', '--batch', '4', '0'],
@@ -75,6 +76,8 @@ def test_report_files(tmp_path):
      '--seconds must be more than 0 and --warmup 0 or more'),
     ('tools.demo', ['-c', 'configs', '-w', '/nonexistent.pth', '--images', '.'],
      'no such file or folder: /nonexistent.pth'),
+    ('tools.demo', ['-c', 'configs', '-w', 'configs', '--images', 'configs'],
+     'no images in configs'),
     ('tools.demo', ['-c', 'configs', '-w', 'configs', '--limit', '-1'],
      '--limit must be 0 or more'),
     ('tools.cluster', ['--tls-key', __file__],

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from triton_frcnn.files import not_found
+from triton_frcnn.files import given_images, not_found
 
 from detection import paths
 
@@ -27,8 +27,12 @@ def main(argv=None) -> int:
     p.add_argument('--limit', type=int, default=0,
                    help='first N images of --images only (0: all)')
     args = p.parse_args(argv)
-    if problem := not_found([args.config, args.checkpoint, args.images]):
+    if problem := not_found([args.config, args.checkpoint]):
         p.error(problem)
+    try:
+        images = given_images([args.images])
+    except ValueError as exc:
+        p.error(str(exc))
     if args.limit < 0:
         p.error('--limit must be 0 or more')
 
@@ -37,16 +41,11 @@ def main(argv=None) -> int:
     from export.pipeline import Request
     from serve.server import ServerError, interrupt_on_sigterm
     from triton_frcnn.client.cli import main as detect
-    from triton_frcnn.files import image_files
 
     from .stack import served
     setup_logging(verbose=False)
     interrupt_on_sigterm()
-    images = image_files([args.images])
     images = images[:args.limit] if args.limit else images
-    if not images:
-        print(f'demo: error: no images in {args.images}', file=sys.stderr)
-        return 1
     request = Request(config=args.config, checkpoint=args.checkpoint,
                       images=images[:4], name=args.name,
                       repository=args.repository)

@@ -21,7 +21,7 @@ import numpy as np
 
 from serve.server import ServerError, interrupt_on_sigterm
 from triton_frcnn.client import ServerUnavailable, TritonDetector
-from triton_frcnn.files import image_files, not_found, write_atomic
+from triton_frcnn.files import given_images, write_atomic
 
 
 @dataclass
@@ -102,11 +102,10 @@ def main(argv=None) -> int:
                    help='start a server on this repository (free ports)')
     p.add_argument('--out', type=Path, default=None, help='JSON report')
     args = p.parse_args(argv)
-    if problem := not_found(args.images):
-        p.error(problem)
-    images = image_files(args.images)
-    if not images:
-        p.error('no images in ' + ', '.join(map(str, args.images)))
+    try:
+        images = given_images(args.images)
+    except ValueError as exc:
+        p.error(str(exc))
     if min(args.requests, args.concurrency) < 1:
         p.error('--requests and --concurrency must be 1 or more')
     interrupt_on_sigterm()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, List, Optional, Union
+from typing import (BinaryIO, Callable, Iterable, List, Optional, Sequence,
+                    Union)
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif',
                   '.tiff'}
@@ -32,6 +33,18 @@ def not_found(paths: Iterable[Optional[Union[str, Path]]]) -> Optional[str]:
     are not there (None if all are): one line, before any work."""
     missing = [str(path) for path in paths if path and not Path(path).exists()]
     return f'no such file or folder: {", ".join(missing)}' if missing else None
+
+
+def given_images(paths: Sequence[Union[str, Path]]) -> List[Path]:
+    """The images a command line names, in order; otherwise ValueError with
+    the one line it says: the paths that are not there, or that none of them
+    holds an image."""
+    if problem := not_found(paths):
+        raise ValueError(problem)
+    found = image_files(paths)
+    if not found:
+        raise ValueError('no images in ' + ', '.join(map(str, paths)))
+    return found
 
 
 def write_atomic(path: Path, write: Union[bytes, str, Callable[[BinaryIO], None]]
