@@ -173,12 +173,50 @@ def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
 
 
 def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
+    """Without the admin key, as the Kubernetes Deployment runs it: the
+    unload is refused over gRPC and HTTP and the model stays ready."""
+    import tritonclient.http as httpclient
     client = grpcclient.InferenceServerClient(grpc_url)
     with pytest.raises(Exception, match='restricted'):
         client.unload_model('faster_rcnn')
     with pytest.raises(Exception, match='restricted'):
         client.load_model('faster_rcnn')
+    with pytest.raises(Exception, match='restricted'):
+        httpclient.InferenceServerClient(http_url).unload_model('faster_rcnn')
+    with pytest.raises(Exception, match='restricted'):
+        client.get_model_repository_index()
     assert client.is_model_ready('faster_rcnn')
+
+
+def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
+                                                          exported, tmp_path):
+    """A server restricting inference and metadata (API-key auth with
+    Triton's own flags): the client without the header is refused in one
+    line, exit 2; with ``-H`` it detects."""
+    request, _ = exported
+    repo = tmp_path / 'repo'
+    for name in ('demo', 'demo_preprocess', 'demo_detector', 'demo_postprocess'):
+        shutil.copytree(request.repository / name, repo / name,
+                        copy_function=os.link)
+    restricted = 'inference,metadata,model-config:x-api-key=s3cret'
+    server = TritonServer.on_free_ports(
+        repo, workdir=tmp_path / 'triton',
+        extra_args=[f'--grpc-restricted-protocol={restricted}'])
+    with server:
+        url = f'127.0.0.1:{server.grpc_port}'
+        cli = [sys.executable, '-m', 'client', '-u', url, '-m', 'demo',
+               str(SAMPLES[0])]
+        refused = subprocess.run(cli, capture_output=True, text=True,
+                                 cwd=ROOT, timeout=120)
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines() == [
+            f'frcnn-detect: error: cannot use Triton at {url} (grpc): This API '
+            "is restricted, expecting header 'x-api-key'"], refused.stderr
+        allowed = subprocess.run(cli + ['-H', 'x-api-key=s3cret'],
+                                 capture_output=True, text=True, cwd=ROOT,
+                                 timeout=120)
+        assert allowed.returncode == 0, allowed.stderr
+        assert allowed.stdout.startswith(f'{SAMPLES[0]}: ')
 
 
 @pytest.fixture()

@@ -34,6 +34,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('-x', '--model-version', default='',
                    help='model version (default: the server\'s choice)')
     p.add_argument('-v', '--verbose', action='store_true')
+    p.add_argument('-H', '--header', action='append', default=[],
+                   metavar='NAME=VALUE',
+                   help='an HTTP/gRPC header sent with every request, e.g. '
+                   'the key of a server that restricts its APIs; repeatable')
     tls = p.add_argument_group(
         'TLS', 'for a server behind a proxy that ends TLS (nginx, an ingress) '
         'or Triton with gRPC SSL; the file flags imply --ssl')
@@ -67,6 +71,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error('--concurrency must be 1 or more')
     if args.retries < 0:
         p.error('--retries must be 0 or more')
+    pairs = [h.partition('=') for h in args.header]
+    if any(not name.strip() or not sep for name, sep, _ in pairs):
+        p.error('--header takes NAME=VALUE')
+    args.headers = {name.strip(): value for name, _, value in pairs}
     files = [args.root_certificates, args.private_key, args.certificate_chain]
     if problem := not_found(files):
         p.error(problem)
@@ -113,7 +121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         detector = TritonDetector(args.url, args.model, args.protocol,
                                   args.model_version, timeout=args.timeout,
                                   wait=args.wait, retry=retry,
-                                  verbose=args.verbose, tls=args.tls)
+                                  verbose=args.verbose, tls=args.tls,
+                                  headers=args.headers)
     except (ServerUnavailable, ImportError) as exc:
         error(str(exc))
         return 2

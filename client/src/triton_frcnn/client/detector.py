@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 from ..wire import Detections
 from .images import ImageLike, encode
 from .output import save_drawing
-from .protocol import (DEFAULT_URLS, ModelSpec, Tls, first_line, library,
-                       readiness, unready)
+from .protocol import (DEFAULT_URLS, ModelSpec, ServerUnavailable, Tls,
+                       first_line, library, readiness, unready)
 from .retry import Retry
 
 
@@ -29,7 +29,10 @@ class TritonDetector:
                  protocol: str = 'grpc', model_version: str = '',
                  timeout: float = 60.0, wait: float = 10.0,
                  retry: Optional[Retry] = None, verbose: bool = False,
-                 tls: Optional[Tls] = None):
+                 tls: Optional[Tls] = None,
+                 headers: Optional[Mapping[str, str]] = None):
+        """``headers``: sent with every request, e.g. the key of a server
+        that restricts its APIs (``--grpc-restricted-protocol``)."""
         self._lib = library(protocol)
         self._connection = tls.options(protocol) if tls else {}
         self.url = url or DEFAULT_URLS[protocol]
@@ -40,21 +43,28 @@ class TritonDetector:
         self._local = threading.local()
         self._clients: list = []
         self._lock = threading.Lock()
+        self.headers = dict(headers or {})
         self.wait_until_ready(model, str(model_version), wait)
-        self.spec = ModelSpec.learn(
-            model, str(model_version),
-            self.client.get_model_metadata(model, str(model_version),
-                                           **self._json),
-            self.client.get_model_config(model, str(model_version),
-                                         **self._json))
+        version = str(model_version)
+        try:
+            self.spec = ModelSpec.learn(
+                model, version,
+                self.client.get_model_metadata(model, version, **self._call),
+                self.client.get_model_config(model, version, **self._call))
+        except ServerUnavailable:
+            raise
+        except Exception as exc:  # a refusal: restricted, unknown model...
+            raise unready(self.url, protocol, first_line(exc)) from None
 
     @property
     def model(self) -> str:
         return self.spec.name
 
     @property
-    def _json(self) -> dict:
-        return {'as_json': True} if self.protocol == 'grpc' else {}
+    def _call(self) -> dict:
+        """What every metadata call takes: the headers, JSON over gRPC."""
+        return {'headers': self.headers,
+                **({'as_json': True} if self.protocol == 'grpc' else {})}
 
     @property
     def client(self):
@@ -79,7 +89,8 @@ class TritonDetector:
             try:
                 last = next((message for method, args, message
                              in readiness(model, version)
-                             if not getattr(self.client, method)(*args)), None)
+                             if not getattr(self.client, method)(
+                                 *args, headers=self.headers)), None)
                 if last is None:
                     return
             except Exception as exc:  # tritonclient and sockets raise several
@@ -108,7 +119,8 @@ class TritonDetector:
         result = self.client.infer(
             self.spec.name, self.spec.inputs(self._lib, data),
             model_version=self.spec.version,
-            outputs=self.spec.outputs(self._lib), **timeout)
+            outputs=self.spec.outputs(self._lib), headers=self.headers,
+            **timeout)
         return self.spec.detections(result)
 
     def __call__(self, image: ImageLike) -> Detections:

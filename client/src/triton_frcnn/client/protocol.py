@@ -83,9 +83,12 @@ def readiness(model: str, version: str) -> list:
             ('is_model_ready', (model, version), f'{named} not ready')]
 
 
-def unready(url: str, protocol: str, last: str, wait: float) -> ServerUnavailable:
+def unready(url: str, protocol: str, last: str,
+            wait: Optional[float] = None) -> ServerUnavailable:
+    """Not ready after ``wait`` seconds, or (no ``wait``) refused at once."""
+    after = f' after {wait:.0f} s' if wait is not None else ''
     return ServerUnavailable(f'cannot use Triton at {url} ({protocol}): '
-                             f'{last} after {wait:.0f} s')
+                             f'{last}{after}')
 
 
 def first_line(exc: BaseException) -> str:
