@@ -33,7 +33,8 @@ REPLICAS ?= 2
 .PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench load cluster scaling clean
 
 setup: $(STAMP)
-$(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml
+$(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml \
+  serve/backends/ngc-runtimes.txt deploy/server-requirements.txt deploy/openvino-plugins.xml
 	bash scripts/setup.sh
 	touch $@
 

@@ -74,6 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='CPUs of the serving host, shared out between the '
                    'detector\'s and the pre/post models\' threads (default: '
                    'this host\'s, affinity and container quota applied)')
+    p.add_argument('--gpu-cpus', type=int, default=None,
+                   help='CPUs of a GPU pod, for the GPU placement written '
+                   'beside the CPU one (configs/gpu.pbtxt: preprocessing '
+                   'gets half of them as instances) (default: --cpus)')
     p.add_argument('--max-queue', type=int, default=64,
                    help='requests each model may queue; more are refused at '
                    'once as "server busy" (default: %(default)s)')
@@ -121,7 +125,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.version is not None and args.version < 1:
         p.error('--version must be 1 or more')
-    for flag in ('instances', 'cpus', 'max_queue'):
+    for flag in ('instances', 'cpus', 'gpu_cpus', 'max_queue'):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             p.error(f'--{flag.replace("_", "-")} must be 1 or more')
     if args.queue_timeout <= 0:
@@ -155,7 +159,8 @@ def main(argv=None) -> int:
             images=image_files(args.images), format=args.format,
             name=args.name, repository=args.repository, version=args.version,
             min_parity=args.min_parity, instances=args.instances,
-            device=args.device, cpus=args.cpus, max_queue=args.max_queue,
+            device=args.device, cpus=args.cpus, gpu_cpus=args.gpu_cpus,
+            max_queue=args.max_queue,
             queue_timeout_s=args.queue_timeout,
             batch_requests=args.batch_requests,
             trt_accelerator=args.trt_accelerator, max_pixels=args.max_pixels,

@@ -6,9 +6,11 @@ container's CPU quota; ``--cpus`` overrides):
 
 * the detector: one instance with C intra-op threads and one inter-op
   thread (a second instance of C/2 threads measured no faster and doubles
-  the latency at c=1), and **spin-waiting off**: its threads share the cores
-  with the pre/post processes, and a thread that spins for work takes the
-  core those processes need (docs/performance.md has the measurement);
+  the latency at c=1). Its threads share the cores with the pre/post
+  processes, and a thread that spins for work takes the core those
+  processes need: the local stand-in backend turns spinning off
+  (docs/performance.md has the measurement); NGC's native backend has no
+  setting for it and spins;
 * preprocess and postprocess: one instance each, one thread: together
   they are 1-3% of a request's time, so one process keeps up with a detector
   on many cores, and more threads would only compete with the detector's.
@@ -39,6 +41,10 @@ from pathlib import Path
 from typing import Dict, Optional
 
 CGROUP_CPU_MAX = Path('/sys/fs/cgroup/cpu.max')  # cgroup v2: "quota period"
+# detector instances per GPU in the GPU placement: NMS and the host copies
+# around CPU-placed nodes synchronise the stream, and a second instance
+# computes meanwhile
+GPU_INSTANCES = 2
 
 
 def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
@@ -78,13 +84,13 @@ class Capacity:
         return max(1, self.cpus // self.detector_instances)
 
     def detector_parameters(self, backend: str) -> Dict[str, str]:
-        """The detector's config parameters: ONNX Runtime's thread counts
-        (as NVIDIA's native backend names them) and spinning, which this
-        project's backend honours; OpenVINO's CPU plugin thread count."""
+        """The detector's config parameters, as NGC's native backends name
+        them: ONNX Runtime's thread counts, OpenVINO's CPU plugin thread
+        count."""
         if backend == 'openvino':
             return {'INFERENCE_NUM_THREADS': str(self.detector_threads)}
         return {'intra_op_thread_count': str(self.detector_threads),
-                'inter_op_thread_count': '1', 'allow_spinning': '0'}
+                'inter_op_thread_count': '1'}
 
     @property
     def preprocess_instances(self) -> int:

@@ -16,11 +16,11 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from dataclasses import field
+from typing import Dict, List, Optional, Sequence
 
 import detection
 from triton_frcnn import wire
-from triton_frcnn.files import write_atomic
 from tritonclient.grpc import model_config_pb2 as mc
 
 from detection.postprocess import DETECTOR_OUTPUTS
@@ -49,6 +49,7 @@ class Model:
     config: mc.ModelConfig
     source: Optional[Path] = None
     parameters: Optional[dict] = None
+    placements: Dict[str, mc.ModelConfig] = field(default_factory=dict)
 
 
 def datatype(tensor: wire.Tensor) -> int:
@@ -93,15 +94,22 @@ def composing(name: str) -> List[str]:
 
 def models(name: str, version: int, max_batch_size: int,
            params: Preprocessing, classes: Sequence[str],
-           score_threshold: float, capacity: Capacity) -> List[Model]:
+           score_threshold: float, capacity: Capacity,
+           gpu_capacity: Optional[Capacity] = None) -> List[Model]:
     """Preprocess, postprocess and the ensemble that pins ``version`` of
-    them and of the detector."""
+    them and of the detector; with ``gpu_capacity``, the preprocessing's
+    named GPU placement (its instances sized from a GPU pod's CPUs)."""
     pre, detector, post = composing(name)
     to_post = ['scale_factor', 'ori_shape']
-    preprocess = _python_model(
-        pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),
-        'preprocess.py', params.to_dict(), capacity,
-        capacity.preprocess_parameters, capacity.preprocess_instances)
+
+    def preprocessing(capacity: Capacity) -> Model:
+        return _python_model(
+            pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),
+            'preprocess.py', params.to_dict(), capacity,
+            capacity.preprocess_parameters, capacity.preprocess_instances)
+    preprocess = preprocessing(capacity)
+    if gpu_capacity is not None:
+        preprocess.placements['gpu'] = preprocessing(gpu_capacity).config
     postprocess = _python_model(
         post, max_batch_size,
         [_intermediate(n) for n in [*DETECTOR_OUTPUTS, *to_post]], wire.OUTPUTS,
@@ -147,8 +155,6 @@ def write(repo: Path, version: int, parts: Sequence[Model]) -> List[Path]:
                     shutil.copy2(source, folder / target)
         written.append(repository.publish_version(
             model_dir, version if part.source else 1, fill))
-        if part.source is not None:
-            triton_config.serve_only(part.config, version)
-        write_atomic(model_dir / 'config.pbtxt',
-                     triton_config.to_text(part.config))
+        repository.write_configs(model_dir, part.config, part.placements,
+                                 version if part.source else None)
     return written

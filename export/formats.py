@@ -40,6 +40,14 @@ class Format:
         return self.backend == 'onnxruntime' and self.precision != 'fp32'
 
     @property
+    def gpu_placement(self) -> bool:
+        """Whether the export writes a named GPU placement beside the CPU
+        one (``configs/gpu.pbtxt``, ``--model-config-name=gpu``): ONNX
+        Runtime's CUDA provider runs it (not int8's QDQ graph, and NGC's
+        openvino backend is CPU only)."""
+        return self.backend == 'onnxruntime' and self.precision != 'int8'
+
+    @property
     def takes_canvas(self) -> bool:
         """Shape buckets (``--canvas``) are preprocessing, judged in process
         by the mAP gate; a TensorRT engine's shapes are its profile's."""
@@ -105,10 +113,13 @@ FORMATS = {f.name: f for f in (
 def table() -> str:
     """The formats as a markdown table (``python -m export --formats``)."""
     rows = ['| format | served as | Triton | file | precision | needs | '
-            '--canvas | deploy config |', '| --- ' * 8 + '|']
+            '--canvas | GPU placement | deploy config |', '| --- ' * 9 + '|']
     for f in FORMATS.values():
+        placement = ('configs/gpu.pbtxt' if f.gpu_placement else
+                     'the engine is one' if f.gpu else 'none: CPU')
         rows.append(
             f'| {f.name} | <name>{f.suffix} | {f.backend or f.platform} | '
             f'{f.filename} | {f.precision} | {f.needs} | '
-            f'{"yes" if f.takes_canvas else "no"} | {f.deploy_config} |')
+            f'{"yes" if f.takes_canvas else "no"} | {placement} | '
+            f'{f.deploy_config} |')
     return '\n'.join(rows)

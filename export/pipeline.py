@@ -25,14 +25,13 @@ from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   prepare, sizes)
 from detection.runtime import Detector, runner
 from detection.versions import package_versions
-from triton_frcnn.files import write_atomic
 
 from . import checkpoint as ckpt
 from . import model as detector_model
 from . import (accuracy, ensemble, fp16, onnx_export, openvino_ir, parity,
                quantize, repository, store)
 from . import triton_config
-from .capacity import Capacity
+from .capacity import GPU_INSTANCES, Capacity
 from .device import Device
 from .errors import ExportError
 from .formats import FORMATS, Format
@@ -58,6 +57,7 @@ class Request:
     instances: int = 1       # detector instances
     device: str = 'cpu'      # cpu, cuda or cuda:N: where the detector runs
     cpus: Optional[int] = None  # the serving host's CPUs (default: this host's)
+    gpu_cpus: Optional[int] = None  # a GPU pod's CPUs (default: cpus)
     max_queue: int = 64      # requests each model may queue; more: "busy"
     queue_timeout_s: float = 60.0  # longest wait in a queue; longer: "busy"
     trt_accelerator: Optional[str] = None
@@ -112,6 +112,16 @@ class Request:
                                  queue_timeout_s=self.queue_timeout_s,
                                  gpu=self.target.gpu,
                                  batch_requests=self.batch_requests)
+
+    @property
+    def gpu_capacity(self) -> Capacity:
+        """The named GPU placement's: a GPU pod's CPUs, two detector
+        instances a GPU, request batching."""
+        return Capacity.for_host(self.gpu_cpus or self.cpus,
+                                 detector_instances=GPU_INSTANCES,
+                                 max_queue=self.max_queue,
+                                 queue_timeout_s=self.queue_timeout_s,
+                                 gpu=True)
 
 
 @dataclass
@@ -332,13 +342,17 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
     and the ensemble pinned to it; the version folder and a summary."""
     inputs, outputs = triton_config.graph_io(onnx_path)
     capacity = request.capacity
-    config = triton_config.detector(
-        request.detector_name, fmt, inputs, outputs,
-        loaded.params.canvas or (loaded.params.largest,),
-        capacity, device=request.target,
-        max_queue_delay_us=request.max_queue_delay_us,
-        trt_accelerator=request.trt_accelerator,
-        parameters=extra.get('openvino', {}))
+
+    def config(capacity: Capacity, device: Device, **pinning):
+        return triton_config.detector(
+            request.detector_name, fmt, inputs, outputs,
+            loaded.params.canvas or (loaded.params.largest,), capacity,
+            device=device, max_queue_delay_us=request.max_queue_delay_us,
+            trt_accelerator=request.trt_accelerator,
+            parameters={k: v for k, v in extra.get('openvino', {}).items()
+                        if k in triton_config.OPENVINO_PARAMETERS}, **pinning)
+    placements = {'gpu': config(request.gpu_capacity, Device('cuda'),
+                                pin_gpu=False)} if fmt.gpu_placement else {}
     meta = metadata_record(request, fmt, loaded, deploy_cfg, inputs, outputs,
                            {**extra, 'capacity': dataclasses.asdict(capacity)})
 
@@ -350,17 +364,19 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         (folder / 'metadata.json').write_text(json.dumps(meta, indent=2) + '\n')
 
     version_dir = repository.publish_version(model_dir, request.version, fill)
-    triton_config.serve_only(config, int(version_dir.name))
-    write_atomic(model_dir / 'config.pbtxt', triton_config.to_text(config))
+    repository.write_configs(model_dir, config(capacity, request.target),
+                             placements, int(version_dir.name))
     served = ensemble.write(request.repository, int(version_dir.name),
                             ensemble.models(
         request.served_name, int(version_dir.name),
         fmt.max_batch_size, loaded.params, loaded.classes,
-        loaded.cfg.model.test_cfg.rcnn.score_thr, capacity))
+        loaded.cfg.model.test_cfg.rcnn.score_thr, capacity,
+        request.gpu_capacity if fmt.gpu_placement else None))
     weights = _files(version_dir / fmt.filename)[-1]
+    named = ''.join(f', configs/{name}.pbtxt' for name in placements)
     return version_dir, (
         f'{version_dir} ({weights.name} {_size(weights)}, labels.txt, '
-        f'metadata.json, config.pbtxt); ensemble {request.served_name} '
+        f'metadata.json, config.pbtxt{named}); ensemble {request.served_name} '
         f'pinned to version {version_dir.name} of it and of '
         f'{", ".join(p.parent.name for p in served[:2])}')
 

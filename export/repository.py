@@ -10,9 +10,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
+from triton_frcnn.files import write_atomic
+
+from . import triton_config
 from .errors import ExportError
+
+NAMED_CONFIGS = 'configs'  # <model>/configs/<name>.pbtxt: --model-config-name
 
 
 def versions(model_dir: Path) -> list:
@@ -61,3 +66,18 @@ def publish_version(model_dir: Path, version: Optional[int],
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def write_configs(model_dir: Path, config, placements: Mapping[str, object],
+                  version: Optional[int]) -> None:
+    """``config.pbtxt`` and the named placements beside it
+    (``configs/<name>.pbtxt``, which tritonserver's ``--model-config-name``
+    selects), each pinned to ``version`` (None: an ensemble's one); the
+    named ones first, so a model whose default config is there is whole."""
+    named = {model_dir / NAMED_CONFIGS / f'{name}.pbtxt': placed
+             for name, placed in placements.items()}
+    for path, placed in [*named.items(), (model_dir / 'config.pbtxt', config)]:
+        if version is not None:
+            triton_config.serve_only(placed, version)
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, triton_config.to_text(placed))

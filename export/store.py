@@ -144,9 +144,12 @@ class S3Store:
         If a file fails, the files this call added are deleted (the configs
         are untouched, so the old version is still what is served)."""
         files = sorted(p for p in staged.rglob('*') if p.is_file())
-        configs = [p for p in files if p.name == 'config.pbtxt']
+        configs = [p for p in files if p.name == 'config.pbtxt'
+                   or p.parent.name == repository.NAMED_CONFIGS]
         data = [p for p in files if p not in configs]
-        configs.sort(key=lambda p: p.parent.name in ensembles)  # ensembles last
+        # named placements before each default config, ensembles last
+        configs.sort(key=lambda p: (p.parent.name in ensembles,
+                                    p.name == 'config.pbtxt'))
         try:
             existing = self.keys()
         except Exception as exc:  # botocore and the network raise many kinds

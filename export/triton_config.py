@@ -6,6 +6,7 @@ tests) parse exactly what was generated.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -16,6 +17,12 @@ from tritonclient.grpc import model_config_pb2 as mc
 from .capacity import Capacity
 from .device import Device
 from .formats import Format
+
+# The CPU plugin properties NGC 24.10's openvino backend reads from a config's
+# parameters (openvino_backend r24.10, src/openvino.cc); any other reaches
+# its models only as a plugin default, from the image's plugins.xml
+OPENVINO_PARAMETERS = ('INFERENCE_NUM_THREADS', 'COMPILATION_NUM_THREADS',
+                       'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT')
 
 # ONNX TensorProto element types -> Triton data types
 _ONNX_TO_TRITON = {1: mc.TYPE_FP32, 2: mc.TYPE_UINT8, 6: mc.TYPE_INT32,
@@ -72,12 +79,15 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
              capacity: Capacity, device: Device = Device(),
              max_queue_delay_us: int = 2000,
              trt_accelerator: Optional[str] = None,
-             parameters: Optional[Dict[str, str]] = None) -> mc.ModelConfig:
+             parameters: Optional[Dict[str, str]] = None,
+             pin_gpu: bool = True) -> mc.ModelConfig:
     """The detector's config; ``warmup_shapes``: the padded sizes (h, w)
-    it runs once each while loading (on a GPU, cuDNN picks its algorithms
-    for a shape on its first run: the canvas's buckets then cost no
-    request that time); ``parameters``: the backend's own settings, beside
-    the thread budget ``capacity`` gives.
+    it runs while loading, once each, and on a GPU once for every batch
+    size the batcher may form (cuDNN picks its algorithms for a shape on
+    its first run: the canvas's buckets then cost no request that time);
+    ``parameters``: the backend's own settings, beside the thread budget
+    ``capacity`` gives; ``pin_gpu``: False places the instances on every
+    GPU the server sees (a pod's), not on ``device``'s index.
 
     ``trt_accelerator`` ("FP32"/"FP16") adds ONNX Runtime's TensorRT execution
     provider for GPU hosts: the same ONNX file, TensorRT speed, no plugins.
@@ -92,10 +102,12 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
             field.add(name=tensor.name, data_type=tensor.data_type,
                       dims=list(tensor.dims))
     place(config, capacity, device, max_queue_delay_us,
-          tf32=fmt.precision == 'tf32')
-    for height, width in warmup_shapes:
-        warmup = config.model_warmup.add(name=f'zeros_{height}x{width}',
-                                         batch_size=1)
+          tf32=fmt.precision == 'tf32', pin_gpu=pin_gpu)
+    batches = range(1, fmt.max_batch_size + 1) if capacity.gpu else [1]
+    for (height, width), size in itertools.product(warmup_shapes, batches):
+        warmup = config.model_warmup.add(
+            name=f'zeros_{height}x{width}' + (f'_x{size}' if size > 1 else ''),
+            batch_size=size)
         for tensor in inputs:
             canvas = iter((height, width))  # the dynamic axes
             dims = [d if d > 0 else next(canvas) for d in tensor.dims]
@@ -112,7 +124,8 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
 
 
 def place(config: mc.ModelConfig, capacity: Capacity, device: Device,
-          max_queue_delay_us: int = 2000, tf32: bool = False) -> None:
+          max_queue_delay_us: int = 2000, tf32: bool = False,
+          pin_gpu: bool = True) -> None:
     """Where the detector runs and how its queue feeds it: the instance
     group on ``device``, the queue policy, batching and threads ``capacity``
     gives, and ONNX Runtime's CUDA settings (exact fp32 unless ``tf32``).
@@ -126,7 +139,7 @@ def place(config: mc.ModelConfig, capacity: Capacity, device: Device,
         count=capacity.detector_instances,
         kind=mc.ModelInstanceGroup.KIND_GPU if capacity.gpu
         else mc.ModelInstanceGroup.KIND_CPU)
-    if device.gpu:
+    if device.gpu and pin_gpu:
         group.gpus[:] = [device.index]
     onnxruntime = config.backend == 'onnxruntime'
     settings = {**capacity.detector_parameters(config.backend),

@@ -59,6 +59,39 @@ apt_need() {  # PACKAGE WHO-NEEDS-IT
 }
 ldconfig -p | grep -q libb64.so.0d || apt_need libb64-0d "perf_analyzer (make bench)"
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || apt_need nginx-light "make cluster"
+# stale DIR FILE: DIR was not installed from this FILE (a copy is kept in it)
+stale() { ! cmp -s "$2" "$1/.installed-from" 2>/dev/null; }
+# The runtimes of NGC's native backends, for the local stand-in backend only
+# (serve/backends/runtime.py): apart from the project's own versions.
+RUNTIMES="$VENV/ngc-runtimes"
+if stale "$RUNTIMES" serve/backends/ngc-runtimes.txt; then
+  step "NGC 24.10's onnxruntime and openvino (into $RUNTIMES)"
+  rm -rf "$RUNTIMES"
+  pip install --no-deps --only-binary=:all: --target "$RUNTIMES" -r serve/backends/ngc-runtimes.txt
+  cp serve/backends/ngc-runtimes.txt "$RUNTIMES/.installed-from"
+fi
+# the CPU plugin's defaults the server image gives NGC's OpenVINO
+cp deploy/openvino-plugins.xml "$RUNTIMES/openvino/libs/plugins.xml"
+# NGC's Python (3.10) with the server image's packages, for the test that
+# runs the pre/post models' code as the image will (pyenv's 3.10 where the
+# machine has one)
+PY310=
+for candidate in python3.10 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3.10; do
+  if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+    PY310=$candidate; break
+  fi
+done
+if [ -n "$PY310" ]; then
+  if stale "$VENV/py310" deploy/server-requirements.txt; then
+    step "Python 3.10 with deploy/server-requirements.txt (into $VENV/py310)"
+    rm -rf "$VENV/py310" && "$PY310" -m venv "$VENV/py310"
+    "$VENV/py310/bin/python" -m pip --disable-pip-version-check -q install \
+      --only-binary=:all: -r deploy/server-requirements.txt
+    cp deploy/server-requirements.txt "$VENV/py310/.installed-from"
+  fi
+else
+  echo "[setup] warning: no python3.10 here; the Python 3.10 check of the pre/post models will be skipped"
+fi
 step "the client (./client) and this project, editable, without dependencies"
 pip install --no-deps --no-build-isolation -e ./client -e .
 step "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"

@@ -27,6 +27,10 @@ def main(argv=None) -> int:
                    help='backends and log (one per server on a machine)')
     p.add_argument('--log-file', type=Path, default=None,
                    help='server log (default: WORKDIR/server.log)')
+    p.add_argument('--model-config-name', default='', metavar='NAME',
+                   help='serve each model\'s configs/NAME.pbtxt where it has '
+                   'one, config.pbtxt elsewhere (the export writes the GPU '
+                   'placement as "gpu"; default: config.pbtxt everywhere)')
     p.add_argument('--poll', type=float, default=0, metavar='SECONDS',
                    help='check the repository this often and roll newly '
                    'published versions in with no failed request (0: never)')
@@ -34,7 +38,8 @@ def main(argv=None) -> int:
     server = TritonServer(args.repository, host=args.host,
                           http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, workdir=args.workdir,
-                          log_file=args.log_file)
+                          log_file=args.log_file,
+                          config_name=args.model_config_name)
     interrupt_on_sigterm()
     try:
         server.start()

@@ -28,7 +28,15 @@ from detection import paths
 
 RUNTIME_BACKEND = Path(__file__).resolve().parent / 'backends' / 'runtime.py'
 RUNTIME_BACKENDS = ('onnxruntime', 'openvino')  # names it serves under
+# NGC 24.10's ONNX Runtime and OpenVINO, which the stand-in backend runs
+# (scripts/setup.sh installs serve/backends/ngc-runtimes.txt there)
+NGC_RUNTIMES = Path(sys.prefix) / 'ngc-runtimes'
 ADMIN_HEADER = 'triton-admin-key'
+# the APIs only requests with the admin key may use, here and in the
+# Kubernetes Deployment: model control, and what lets a caller read server
+# memory or change what the server records; clients keep inference,
+# metadata, model config, health and statistics
+RESTRICTED = ('model-repository', 'shared-memory', 'trace', 'logging')
 START_ATTEMPTS = 2  # a crash during start-up gets one more start
 CPU_HOST_NOISE = 'CudaDriverHelper has not been initialized'  # every start
 
@@ -112,6 +120,16 @@ def exit_reason(code: int) -> str:
     return f'exited with code {code}'
 
 
+def runtimes_missing() -> List[str]:
+    """One line when the stand-in backend runs this environment's runtimes
+    instead of NGC's (a copy of the project without ``make setup``)."""
+    if NGC_RUNTIMES.is_dir():
+        return []
+    return [f'{NGC_RUNTIMES} is missing: the onnxruntime and openvino '
+            'backends run this environment\'s versions, not NGC 24.10\'s '
+            '(make setup installs them)']
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -129,6 +147,9 @@ class TritonServer:
     workdir: Path = paths.TRITON_WORKDIR
     log_file: Optional[Path] = None
     extra_args: List[str] = field(default_factory=list)
+    # --model-config-name: each model's configs/<name>.pbtxt where it has
+    # one (the export's GPU placement is "gpu"), config.pbtxt elsewhere
+    config_name: str = ''
     process: Optional[subprocess.Popen] = None
     # Model loading is explicit so that a broken version can be skipped, and
     # the repository API answers only requests carrying this per-process key:
@@ -174,15 +195,20 @@ class TritonServer:
             f'--backend-directory={backends.resolve()}',
             '--model-control-mode=explicit', *load,
             '--exit-on-error=false', '--strict-readiness=false',
-            f'--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}='
-            f'{self.admin_key}',
-            f'--http-restricted-api=model-repository:{ADMIN_HEADER}='
-            f'{self.admin_key}',
+            f'--grpc-restricted-protocol={self.restriction}',
+            f'--http-restricted-api={self.restriction}',
             f'--http-address={self.host}', f'--http-port={self.http_port}',
             f'--grpc-address={self.host}', f'--grpc-port={self.grpc_port}',
             f'--metrics-address={self.host}',
             f'--metrics-port={self.metrics_port}',
-            '--log-verbose=0', *self.extra_args]
+            '--log-verbose=0',
+            *([f'--model-config-name={self.config_name}']
+              if self.config_name else []), *self.extra_args]
+
+    @property
+    def restriction(self) -> str:
+        """The value of Triton's ``--*-restricted-*`` flags."""
+        return f'{",".join(RESTRICTED)}:{ADMIN_HEADER}={self.admin_key}'
 
     def environment(self, install: Installation) -> dict:
         """The stub embeds this interpreter: it must find its libpython and
@@ -195,6 +221,8 @@ class TritonServer:
         libdirs = [sysconfig.get_config_var('LIBDIR'), str(install.libs),
                    env.get('LD_LIBRARY_PATH', '')]
         env['LD_LIBRARY_PATH'] = ':'.join(p for p in libdirs if p)
+        if NGC_RUNTIMES.is_dir():
+            env['TRITON_FRCNN_RUNTIMES'] = str(NGC_RUNTIMES)
         return env
 
     @property
@@ -218,13 +246,15 @@ class TritonServer:
         load. One that exits with a code is not: its next start would fail
         the same way."""
         self.check_repository()
+        self.check_placement()
         gpu_models = self.leave_out_gpu_models()
         install = Installation.bundled()
         crashes: List[str] = []
         while True:
             code = self._launch(install, timeout, again=bool(crashes))
             if code is None:
-                self.report = gpu_models + crashes + self.recover()
+                self.report = (gpu_models + crashes + self.recover()
+                               + runtimes_missing())
                 return self
             died = (f'tritonserver {exit_reason(code)} during start-up: '
                     f'{self.last_error()} (log: {self.log_file})')
@@ -332,6 +362,26 @@ class TritonServer:
             raise ServerError(f'model repository not found: {self.repository} '
                               '(run `make export` first)')
 
+    def check_placement(self) -> None:
+        """A named placement must exist, and one that puts a model on a GPU
+        needs a GPU here: asked for by name, it is refused rather than
+        partly served."""
+        if not self.config_name:
+            return
+        from export.device import visible_gpus
+        placed = [m for m in self.store.models()
+                  if self.store.read(m, self.named_config)]
+        if not placed:
+            raise ServerError(f'--model-config-name {self.config_name}: no '
+                              f'model in {self.repository} has '
+                              f'{self.named_config}')
+        gpu = [m for m in placed if needs_gpu(self._config(m))]
+        if gpu and visible_gpus() == 0:
+            raise ServerError(
+                f'no GPU on this host: --model-config-name '
+                f'{self.config_name} places {", ".join(gpu)} on a GPU '
+                '(serve without it for the CPU placement)')
+
     def leave_out_gpu_models(self) -> List[str]:
         """On a host with no GPU, a model for one (KIND_GPU, a TensorRT
         plan) is not loaded, nor the ensembles that run it; the others are
@@ -358,9 +408,19 @@ class TritonServer:
         listed = list(self._config(name).version_policy.specific.versions)
         return sorted(listed) or self._versions(name)
 
+    @property
+    def named_config(self) -> str:
+        """Where a model keeps the placement ``config_name`` names."""
+        from export.repository import NAMED_CONFIGS
+        return f'{NAMED_CONFIGS}/{self.config_name}.pbtxt'
+
     def _config(self, name: str):
+        """The config the server uses: the named placement where the model
+        has it."""
         from export.triton_config import parse
-        return parse(self.store.read(name) or '')
+        named = (self.store.read(name, self.named_config)
+                 if self.config_name else None)
+        return parse(named or self.store.read(name) or '')
 
     def _load(self, admin, name: str, versions: Optional[List[int]] = None,
               config=None) -> None:

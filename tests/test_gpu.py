@@ -103,25 +103,46 @@ def runtime_backend():
 
 
 def test_the_backend_puts_a_gpu_instance_on_its_gpu_with_the_configs_settings():
+    """As NGC's native backend builds the CUDA provider's options: the
+    accelerator's parameters, then the four deprecated top-level keys over
+    them whenever the model has any parameter (server issue #8808)."""
     backend = runtime_backend()
     available = ['CUDAExecutionProvider', 'CPUExecutionProvider']
-    assert backend.providers('CPU', 0, {}, available) == ['CPUExecutionProvider']
+    assert backend.providers('CPU', available, {}) == ['CPUExecutionProvider']
     config = detector('det', FORMATS['onnxruntime'], INPUTS, OUTPUTS,
                       [(800, 1344)], Capacity(16, gpu=True), Device('cuda', 1))
     as_triton_gives_it = MessageToDict(config, preserving_proto_field_name=True)
     params = {k: v['string_value']
               for k, v in as_triton_gives_it['parameters'].items()}
-    assert backend.providers(
-        'GPU', '1', params, available,
-        backend.cuda_accelerator(as_triton_gives_it)) == [
-        ('CUDAExecutionProvider', {'device_id': 1, 'use_tf32': '0',
-                                   'cudnn_conv_algo_search': 'DEFAULT'}),
-        'CPUExecutionProvider']
-    # as the native backend: no search parameter is an EXHAUSTIVE search
-    assert backend.providers('GPU', 0, {}, available)[0][1][
-        'cudnn_conv_algo_search'] == 'EXHAUSTIVE'
+    options = backend.cuda_options(as_triton_gives_it, params, 1)
+    assert options == {'device_id': '1', 'use_tf32': '0',
+                       'cudnn_conv_algo_search': 'DEFAULT',
+                       'gpu_mem_limit': str(2**64 - 1),
+                       'arena_extend_strategy': 'kNextPowerOfTwo',
+                       'do_copy_in_default_stream': '1'}
+    assert backend.providers('GPU', available, options) == [
+        ('CUDAExecutionProvider', options), 'CPUExecutionProvider']
+    # an accelerator's search setting loses to the top-level default...
+    accelerator = {'optimization': {'execution_accelerators': {
+        'gpu_execution_accelerator': [{'name': 'cuda', 'parameters': {
+            'cudnn_conv_algo_search': 'HEURISTIC'}}]}}}
+    assert backend.cuda_options(accelerator, {'intra_op_thread_count': '2'},
+                                0)['cudnn_conv_algo_search'] == 'EXHAUSTIVE'
+    # ...and stands only in a model with no parameters at all
+    assert backend.cuda_options(accelerator, {}, 0)[
+        'cudnn_conv_algo_search'] == 'HEURISTIC'
     with pytest.raises(RuntimeError, match='install onnxruntime-gpu'):
-        backend.providers('GPU', 0, {}, ['CPUExecutionProvider'])
+        backend.providers('GPU', ['CPUExecutionProvider'], options)
+
+
+def test_the_openvino_backend_passes_on_only_what_ngcs_does():
+    backend = runtime_backend()
+    assert backend.openvino_properties({
+        'INFERENCE_NUM_THREADS': '2', 'PERFORMANCE_HINT': 'LATENCY',
+        'INFERENCE_PRECISION_HINT': 'f32', 'threads': '1'}) == {
+        'INFERENCE_NUM_THREADS': '2', 'PERFORMANCE_HINT': 'LATENCY'}
+    assert backend.openvino_properties({'HINT_BF16': 'YES'}) == {
+        'INFERENCE_PRECISION_HINT': 'bf16'}
 
 
 @pytest.mark.skipif(visible_gpus() > 0, reason='this host has a GPU')

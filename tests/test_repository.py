@@ -9,6 +9,8 @@ from export.capacity import Capacity
 from export.formats import FORMATS, table
 from export.triton_config import Tensor, detector, parse, to_text
 
+from .test_ngc import NATIVE_PARAMETERS
+
 INPUTS = [Tensor('input', mc.TYPE_FP32, (3, -1, -1)),
           Tensor('img_shape', mc.TYPE_FP32, (2,))]
 OUTPUTS = [Tensor('dets', mc.TYPE_FP32, (-1, 5)),
@@ -46,15 +48,22 @@ def test_a_failing_write_leaves_no_version_and_no_staging(tmp_path):
 
 def test_every_canvas_bucket_is_warmed_up_while_loading():
     """On a GPU a shape's first run picks cuDNN's algorithms: each bucket
-    pays that at load, not in a request."""
-    config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
-                                    OUTPUTS, [(800, 1344), (1344, 800)],
-                                    Capacity(4, gpu=True))))
-    assert [(w.name, w.batch_size, list(w.inputs['input'].dims))
-            for w in config.model_warmup] == [
-        ('zeros_800x1344', 1, [3, 800, 1344]),
-        ('zeros_1344x800', 1, [3, 1344, 800])]
-    assert all(w.inputs['input'].zero_data for w in config.model_warmup)
+    pays that at load, not in a request, at every batch size the batcher
+    may form there; on a CPU once a bucket."""
+    def warmups(capacity):
+        config = parse(to_text(detector('det', FORMATS['onnxruntime'], INPUTS,
+                                        OUTPUTS, [(800, 1344), (1344, 800)],
+                                        capacity)))
+        assert all(w.inputs['input'].zero_data for w in config.model_warmup)
+        return [(w.name, w.batch_size, list(w.inputs['input'].dims))
+                for w in config.model_warmup]
+    assert warmups(Capacity(4)) == [('zeros_800x1344', 1, [3, 800, 1344]),
+                                    ('zeros_1344x800', 1, [3, 1344, 800])]
+    on_gpu = warmups(Capacity(4, gpu=True))
+    assert len(on_gpu) == 2 * 8
+    assert on_gpu[:2] == [('zeros_800x1344', 1, [3, 800, 1344]),
+                          ('zeros_800x1344_x2', 2, [3, 800, 1344])]
+    assert on_gpu[-1] == ('zeros_1344x800_x8', 8, [3, 1344, 800])
 
 
 def test_tensorrt_plan_config_for_gpu_hosts():
@@ -99,16 +108,20 @@ def test_deploy_configs_follow_mmdeploy_naming_and_inherit():
                 fmt.precision == 'fp16')
         else:  # traced for ONNX Runtime: standard ops only, also for openvino
             assert cfg.backend_config.type == 'onnxruntime'
-        if fmt.backend == 'openvino':
-            assert cfg.openvino_config.INFERENCE_PRECISION_HINT == 'f32'
+        if fmt.backend == 'openvino':  # only what NGC's backend reads
+            assert set(cfg.openvino_config) <= NATIVE_PARAMETERS['openvino']
     assert '| tensorrt-fp16 | <name> | tensorrt_plan |' in table()
     assert '| openvino | <name>_openvino | openvino | model.xml |' in table()
     assert '| onnxruntime-int8 | <name>_int8 | onnxruntime |' in table()
     assert '| onnxruntime-fp16 | <name>_fp16 | onnxruntime | model.onnx | fp16 |' in table()
     assert '| tf32 | CUDA GPU (--device cuda);' in table()
     # a flag a format does not take is refused: the table says which
-    assert '| GPU + TensorRT | no | detection_tensorrt_dynamic' in table()
-    assert '| fp32 | CPU | yes | detection_openvino_dynamic.py |' in table()
+    assert '| GPU + TensorRT | no | the engine is one | detection_tensorrt_dynamic' in table()
+    assert '| fp32 | CPU | yes | none: CPU | detection_openvino_dynamic.py |' in table()
+    # the named GPU placement: what ONNX Runtime's CUDA provider runs
+    assert '| CPU or CUDA GPU | yes | configs/gpu.pbtxt | detection_onnxruntime_dynamic.py |' in table()
+    assert '| int8 | CPU; calibration images;' in table()
+    assert '| yes | none: CPU | detection_onnxruntime-int8_dynamic.py |' in table()
 
 
 @pytest.mark.parametrize('cpus', [1, 2, 16])
@@ -124,7 +137,7 @@ def test_thread_budget_follows_the_rule(cpus):
                                     OUTPUTS, [(800, 1344)], capacity)))
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert params == {'intra_op_thread_count': str(cpus),
-                      'inter_op_thread_count': '1', 'allow_spinning': '0'}
+                      'inter_op_thread_count': '1'}
     assert config.instance_group[0].count == 1
     pre, post, ensemble = (m.config for m in models(
         'm', 3, 8, Preprocessing(), ['a'], 0.05, capacity))

@@ -8,30 +8,40 @@ this one file lets a model whose config says ``backend: "onnxruntime"`` or
 ``backend: "openvino"`` load unchanged: the same repository loads in NVIDIA's
 container with the native backends.
 
-It honours what a detector config uses: ``default_model_filename``, dynamic
-batching (requests of equal shape are concatenated into one run, as Triton's
-dynamic batcher only groups equal shapes), the native onnxruntime backend's
-``intra_op_thread_count`` / ``inter_op_thread_count`` parameters, spin-waiting
-(``allow_spinning``: "0" when processes share the cores; NVIDIA's native
-backend has no such key and spins, its default), KIND_GPU instances on their
-GPU with the CUDA provider as the native backend sets it up (the ``cuda``
-gpu_execution_accelerator's parameters, e.g. ``use_tf32``, then the
-``cudnn_conv_algo_search`` parameter, numbered as it numbers it), and for
-openvino the upper-case CPU plugin properties the native backend passes
-through (``INFERENCE_PRECISION_HINT``, ``PERFORMANCE_HINT``, ...).
+It is a stand-in for NGC 24.10's native backends, so it reads what they read
+and nothing else (docs/native-backends.md has the table, from their r24.10
+source), with the runtimes they embed: ONNX Runtime 1.19.2 and OpenVINO
+2024.4, installed apart from the project's own (``serve/backends/
+ngc-runtimes.txt``) and found through ``TRITON_FRCNN_RUNTIMES``, with the
+server image's ``plugins.xml`` beside that OpenVINO (the CPU plugin's
+default precision), so the local server computes what NGC computes. What it adds: requests of equal shape
+are concatenated into one run (Triton's dynamic batcher only groups equal
+shapes), and ONNX Runtime's threads do not spin-wait for work (the native
+backend has no key for it and spins): here they share two cores with the
+pre/post Python processes.
 """
 import json
 import os
+import sys
 from collections import defaultdict
 
-import numpy as np
-import triton_python_backend_utils as pb_utils
+if os.environ.get('TRITON_FRCNN_RUNTIMES'):  # before the runtimes' import
+    sys.path.insert(0, os.environ['TRITON_FRCNN_RUNTIMES'])
+
+import numpy as np  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
 
 DEFAULT_FILENAMES = {'onnxruntime': 'model.onnx', 'openvino': 'model.xml'}
 
-
-# config.pbtxt's cudnn_conv_algo_search, numbered as the native backend numbers it
+# the native onnxruntime backend's numbering of its (deprecated) CUDA keys
 CUDNN_SEARCH = {'0': 'EXHAUSTIVE', '1': 'HEURISTIC', '2': 'DEFAULT'}
+ARENA_EXTEND = {'0': 'kNextPowerOfTwo', '1': 'kSameAsRequested'}
+# the native openvino backend's CPU parameters (all it passes to the plugin)
+OPENVINO_KEYS = ('INFERENCE_NUM_THREADS', 'COMPILATION_NUM_THREADS',
+                 'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT')
+# optimization { graph { level } } -> ONNX Runtime's level, as the native reads it
+GRAPH_LEVELS = {-1: 'ORT_ENABLE_BASIC', 1: 'ORT_ENABLE_EXTENDED',
+                2: 'ORT_DISABLE_ALL'}
 
 
 def cuda_accelerator(config):
@@ -42,42 +52,70 @@ def cuda_accelerator(config):
                  if a.get('name') == 'cuda'), {})
 
 
-def providers(kind, device_id, params, available, cuda_options=None):
-    """ONNX Runtime's providers for an instance: on a KIND_GPU instance the
-    CUDA provider on that instance's GPU, set up as the native backend sets
-    it up, the CPU provider behind it for what CUDA does not run."""
+def cuda_options(config, params, device_id):
+    """The CUDA provider's options as the native backend builds them: the
+    accelerator's parameters, then, whenever the model has any
+    ``parameters`` at all, its four deprecated top-level keys written over
+    them, with their defaults where absent (server issue #8808)."""
+    options = {**cuda_accelerator(config), 'device_id': str(device_id)}
+    if params:
+        options.update(
+            cudnn_conv_algo_search=CUDNN_SEARCH[
+                params.get('cudnn_conv_algo_search', '0')],
+            gpu_mem_limit=params.get('gpu_mem_limit', str(2**64 - 1)),
+            arena_extend_strategy=ARENA_EXTEND[
+                params.get('arena_extend_strategy', '0')],
+            do_copy_in_default_stream=params.get('do_copy_in_default_stream',
+                                                 '1'))
+    return options
+
+
+def providers(kind, available, options):
+    """On a KIND_GPU instance the CUDA provider with ``options``, the CPU
+    provider behind it for what CUDA does not run."""
     if kind != 'GPU':
         return ['CPUExecutionProvider']
     if 'CUDAExecutionProvider' not in available:
         raise RuntimeError('a KIND_GPU instance needs the CUDA execution '
                            'provider, and this onnxruntime has none (install '
                            'onnxruntime-gpu)')
-    cuda = {**(cuda_options or {}), 'device_id': int(device_id),
-            'cudnn_conv_algo_search': CUDNN_SEARCH[
-                params.get('cudnn_conv_algo_search', '0')]}
-    return [('CUDAExecutionProvider', cuda), 'CPUExecutionProvider']
+    return [('CUDAExecutionProvider', options), 'CPUExecutionProvider']
 
 
-def onnxruntime_session(path, params, output_names, kind='CPU', device_id=0,
-                        cuda_options=None):
+def onnxruntime_session(path, config, params, output_names, kind, device_id):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(params.get('intra_op_thread_count', 0))
     options.inter_op_num_threads = int(params.get('inter_op_thread_count', 0))
-    spinning = params.get('allow_spinning', '1')  # this backend's own key
-    for pool in ('intra', 'inter'):
+    options.execution_mode = ort.ExecutionMode(
+        int(params.get('execution_mode', '0')))
+    options.enable_cpu_mem_arena = params.get('enable_mem_arena', '1') != '0'
+    options.enable_mem_pattern = params.get('enable_mem_pattern', '1') != '0'
+    level = int(config.get('optimization', {}).get('graph', {}).get('level', 0))
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, GRAPH_LEVELS.get(level, 'ORT_ENABLE_ALL'))
+    for pool in ('intra', 'inter'):  # this stand-in's own choice, see above
         options.add_session_config_entry(f'session.{pool}_op.allow_spinning',
-                                         spinning)
+                                         '0')
     session = ort.InferenceSession(path, options, providers=providers(
-        kind, device_id, params, ort.get_available_providers(), cuda_options))
+        kind, ort.get_available_providers(),
+        cuda_options(config, params, device_id)))
     return lambda feed: session.run(output_names, feed)
 
 
-def openvino_session(path, params, output_names, kind='CPU', device_id=0):
+def openvino_properties(params):
+    """The CPU plugin's properties from the parameters the native backend
+    reads; ``HINT_BF16: YES`` is its one way to name a precision."""
+    properties = {k: params[k] for k in OPENVINO_KEYS if k in params}
+    if properties.pop('HINT_BF16', '').upper() == 'YES':
+        properties['INFERENCE_PRECISION_HINT'] = 'bf16'
+    return properties
+
+
+def openvino_session(path, config, params, output_names, kind, device_id):
     import openvino as ov
-    properties = {k: v for k, v in params.items() if k.isupper()}
-    request = ov.Core().compile_model(path, 'CPU', properties) \
-        .create_infer_request()
+    request = ov.Core().compile_model(path, 'CPU', openvino_properties(
+        params)).create_infer_request()
 
     def run(feed):
         results = {port.any_name: value
@@ -102,12 +140,13 @@ class TritonPythonModel:
                   for k, v in config.get('parameters', {}).items()}
         self.inputs = [i['name'] for i in config['input']]
         self.outputs = [o['name'] for o in config['output']]
-        gpu = ({'cuda_options': cuda_accelerator(config)}
-               if backend == 'onnxruntime' else {})
-        self.run = SESSIONS[backend](path, params, self.outputs,
+        self.run = SESSIONS[backend](path, config, params, self.outputs,
                                      args.get('model_instance_kind', 'CPU'),
-                                     args.get('model_instance_device_id', 0),
-                                     **gpu)
+                                     args.get('model_instance_device_id', 0))
+        runtime = sys.modules[backend]  # the module is named as the backend
+        pb_utils.Logger.log_info(
+            f'{args["model_name"]}: {backend} {runtime.__version__} '
+            f'from {os.path.dirname(runtime.__file__)}')
 
     def execute(self, requests):
         groups = defaultdict(list)

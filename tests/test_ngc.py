@@ -1,0 +1,187 @@
+"""NGC's Triton as the production engine: what the export writes is what
+Triton 24.10 and its native backends read, the local server runs their
+runtime versions, and one repository carries a CPU and a GPU placement
+that tritonserver's --model-config-name selects."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from export import parity
+from export.triton_config import parse, to_text
+from detection.runtime import for_version
+from serve.server import TritonServer
+from triton_frcnn.client import TritonDetector
+
+from .conftest import ROOT
+
+# The parameters NGC 24.10's native backends read (r24.10 source:
+# onnxruntime_backend src/onnxruntime.cc, openvino_backend src/openvino.cc)
+NATIVE_PARAMETERS = {
+    'onnxruntime': {'execution_mode', 'intra_op_thread_count',
+                    'inter_op_thread_count', 'enable_mem_arena',
+                    'enable_mem_pattern', 'memory.enable_memory_arena_shrinkage',
+                    'cudnn_conv_algo_search', 'gpu_mem_limit',
+                    'arena_extend_strategy', 'do_copy_in_default_stream'},
+    'openvino': {'INFERENCE_NUM_THREADS', 'COMPILATION_NUM_THREADS',
+                 'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT',
+                 'CPU_EXTENSION_PATH', 'SKIP_OV_DYNAMIC_BATCHSIZE',
+                 'ENABLE_BATCH_PADDING', 'RESHAPE_IO_LAYERS'},
+    'python': {'threads'},  # read by the project's own model.py
+}
+FIDELITY = ROOT / 'docs' / 'native-backends.md'
+RUNTIMES = dict(re.findall(r'^(\w+)==(\S+)$', (
+    ROOT / 'serve' / 'backends' / 'ngc-runtimes.txt').read_text(), re.M))
+DEMO_MODELS = ('demo', 'demo_preprocess', 'demo_detector', 'demo_postprocess')
+
+
+def written_configs(repository: Path) -> dict:
+    """Every config file the exports wrote: path -> its text."""
+    return {p: p.read_text() for p in sorted(Path(repository).rglob('*.pbtxt'))}
+
+
+def test_every_config_the_export_writes_parses_as_tritons_model_config(stack):
+    configs = written_configs(stack.server.repository)
+    named = {p.parent.parent.name for p in configs if p.parent.name == 'configs'}
+    # the formats ONNX Runtime's CUDA provider runs have a GPU placement;
+    # int8 (QDQ on the CPU) and OpenVINO (CPU only in NGC) do not
+    assert named == {'faster_rcnn_detector', 'faster_rcnn_preprocess',
+                     'demo_detector', 'demo_preprocess', 'demo_fp16_detector',
+                     'demo_fp16_preprocess', 'demo_canvas_detector',
+                     'demo_canvas_preprocess'}
+    for path, text in configs.items():
+        config = text_format.Parse(text, mc.ModelConfig())  # strict: no unknown field
+        assert config.name == path.parent.name or (
+            path.parent.name == 'configs' and config.name == path.parent.parent.name)
+        assert path.name in ('config.pbtxt', 'gpu.pbtxt')
+
+
+def test_the_gpu_placement_is_what_the_issue_asks(stack):
+    repo = Path(stack.server.repository)
+    cpu = parse((repo / 'faster_rcnn_detector' / 'config.pbtxt').read_text())
+    gpu = parse((repo / 'faster_rcnn_detector' / 'configs' / 'gpu.pbtxt')
+                .read_text())
+    group = gpu.instance_group[0]
+    assert (group.kind, group.count, list(group.gpus)) == (
+        mc.ModelInstanceGroup.KIND_GPU, 2, [])  # two on every GPU of the pod
+    assert cpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+    (cuda,) = gpu.optimization.execution_accelerators.gpu_execution_accelerator
+    assert (cuda.name, dict(cuda.parameters)) == ('cuda', {'use_tf32': '0'})
+    assert gpu.parameters['cudnn_conv_algo_search'].string_value == '2'
+    assert not gpu.dynamic_batching.preferred_batch_size  # batches requests
+    assert sorted(w.batch_size for w in gpu.model_warmup) == list(range(1, 9))
+    assert list(gpu.version_policy.specific.versions) == list(
+        cpu.version_policy.specific.versions)
+    pre = parse((repo / 'faster_rcnn_preprocess' / 'configs' / 'gpu.pbtxt')
+                .read_text())
+    assert pre.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+
+
+def test_every_parameter_the_export_writes_is_one_ngc_reads(stack):
+    """And the fidelity table in docs names it as read."""
+    table = FIDELITY.read_text()
+    for path, text in written_configs(stack.server.repository).items():
+        config = parse(text)
+        if config.platform:
+            continue
+        unread = set(config.parameters) - NATIVE_PARAMETERS[config.backend]
+        assert not unread, f'{path}: {sorted(unread)} not read by NGC 24.10'
+        for key in config.parameters:
+            assert f'parameters {{ {key}' in table, f'{key} not in {FIDELITY.name}'
+
+
+def test_the_local_backends_run_ngcs_runtime_versions(server):
+    """The stand-in loaded ONNX Runtime and OpenVINO at NGC 24.10's versions
+    (it logs what it imported), not the project's own."""
+    log = server.log_file.read_text()
+    for runtime, version in RUNTIMES.items():
+        loaded = set(re.findall(rf'_detector: {runtime} (\S+) from', log))
+        assert loaded and all(v.startswith(version) for v in loaded), (runtime, loaded)
+    import onnxruntime
+    assert onnxruntime.__version__ != RUNTIMES['onnxruntime']  # the project's own
+
+
+@pytest.mark.parametrize('model', ['faster_rcnn', 'faster_rcnn_openvino', 'demo',
+                                   'demo_int8', 'demo_fp16'])
+def test_each_graph_detects_the_same_under_ngcs_runtimes(
+        model, stack, unseen_images):
+    """The served model (ONNX Runtime 1.19.2 / OpenVINO 2024.4) against the
+    same graph in process on the project's runtimes."""
+    repo = Path(stack.server.repository)
+    version_dir = max((repo / f'{model}_detector').glob('[0-9]*'),
+                      key=lambda p: int(p.name))
+    local = for_version(version_dir)
+    with stack.detector(model) as served:
+        for path in unseen_images:
+            want, got = local(path), served(path)
+            match = parity.match(want, got, path.name)
+            assert match.matched == match.reference == len(got), match
+
+
+def copy_models(source: Path, target: Path, names) -> Path:
+    """Hard-linked copies of some models of a repository."""
+    for name in names:
+        shutil.copytree(source / name, target / name, copy_function=os.link)
+    return target
+
+
+def test_a_named_config_is_served_where_a_model_has_it(stack, tmp_path):
+    """tritonserver's --model-config-name through the launcher: a named CPU
+    variant of the detector (two instances) is what the server runs; the
+    models without one keep config.pbtxt; the ensemble still answers."""
+    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
+                       DEMO_MODELS)
+    config = parse((repo / 'demo_detector' / 'config.pbtxt').read_text())
+    config.instance_group[0].count = 2
+    (repo / 'demo_detector' / 'configs' / 'two.pbtxt').write_text(to_text(config))
+    server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton',
+                                        config_name='two')
+    with server:
+        url = f'127.0.0.1:{server.grpc_port}'
+        client = grpcclient.InferenceServerClient(url)
+        served = client.get_model_config('demo_detector', as_json=True)['config']
+        assert served['instance_group'][0]['count'] == 2
+        pre = client.get_model_config('demo_preprocess', as_json=True)['config']
+        assert pre['instance_group'][0]['count'] == 1  # its config.pbtxt
+        with TritonDetector(url, 'demo', wait=60) as det:
+            assert len(det(ROOT / 'assets' / 'samples' / 'rocket.jpg').boxes) > 0
+
+
+def serve_cli(*args: str):
+    return subprocess.run([sys.executable, '-m', 'serve', *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_a_placement_no_model_has_is_one_line(stack, tmp_path):
+    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
+                       DEMO_MODELS)
+    done = serve_cli('-r', str(repo), '--model-config-name', 'nope',
+                     '--workdir', str(tmp_path / 'triton'))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f'serve: error: --model-config-name nope: no model in {repo} has '
+        'configs/nope.pbtxt']
+
+
+@pytest.mark.skipif(shutil.which('nvidia-smi') is not None,
+                    reason='this host has a GPU driver')
+def test_the_gpu_placement_on_a_host_without_a_gpu_is_one_line(stack, tmp_path):
+    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
+                       DEMO_MODELS)
+    done = serve_cli('-r', str(repo), '--model-config-name', 'gpu',
+                     '--workdir', str(tmp_path / 'triton'))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        'serve: error: no GPU on this host: --model-config-name gpu places '
+        'demo_detector on a GPU (serve without it for the CPU placement)']
+    assert not (tmp_path / 'triton' / 'server.log').exists()  # never started
