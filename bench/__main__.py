@@ -117,8 +117,10 @@ def main(argv=None) -> int:
         print(f'bench: error: {exc}', file=sys.stderr)
         return 1
     from .report import write
-    report = summarise(args, images, model, params, payloads,
-                       {**rows, **served}, perf_note, load)
+    from detection.versions import provenance
+    report = {'provenance': provenance(), **summarise(
+        args, images, model, params, payloads, {**rows, **served}, perf_note,
+        load)}
     write(report, args.out)
     print((args.out / 'bench.md').read_text())
     return 0

@@ -161,7 +161,9 @@ def main(argv=None) -> int:
     except (ExportError, ClusterError) as exc:
         print(f'scaling: error: {exc}', file=sys.stderr)
         return 1
-    report = {'model': 'demo', 'concurrency': args.concurrency,
+    from detection.versions import provenance
+    report = {'provenance': provenance(),
+              'model': 'demo', 'concurrency': args.concurrency,
               'window_s': args.seconds, 'levels': rows,
               'ratio': {f'{two["path"]}/{one["path"]}':
                         round(two['throughput'] / one['throughput'], 3)

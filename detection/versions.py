@@ -2,9 +2,15 @@
 metadata.json, a benchmark's report): a number means little without them."""
 from __future__ import annotations
 
+import os
 import platform
+from datetime import datetime, timezone
 from importlib import metadata
 from typing import Dict, Iterable
+
+# what every measurement ran on, beside its own packages
+MEASURED_WITH = ('numpy', 'onnxruntime', 'openvino', 'torch', 'mmdet',
+                 'tritonclient', 'nvidia-pytriton')
 
 
 def package_versions(packages: Iterable[str]) -> Dict[str, str]:
@@ -16,3 +22,24 @@ def package_versions(packages: Iterable[str]) -> Dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return found
+
+
+def machine() -> Dict[str, object]:
+    """The CPU model, how many CPUs this process may use, memory, OS."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(':', 1)[1].strip() for line in
+                   open('/proc/cpuinfo') if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    return {'cpu': cpu, 'cpus': len(os.sched_getaffinity(0)),
+            'memory_gib': round(memory / 2**30, 1),
+            'platform': platform.platform()}
+
+
+def provenance(packages: Iterable[str] = MEASURED_WITH) -> Dict[str, object]:
+    """When, on what and with what a result was measured: the head of
+    every result file under docs/."""
+    return {'date': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'machine': machine(), 'versions': package_versions(packages)}

@@ -97,7 +97,9 @@ def main(argv=None) -> int:
     stats = {name: split.evaluate(run['detections'], classes)
              for name, run in runs.items()}
     print(table(stats, REFERENCE))
+    from detection.versions import provenance
     report = {
+        'provenance': provenance(),
         'config': str(args.config), 'checkpoint': str(args.checkpoint),
         'annotations': str(args.ann), 'images': len(split.image_ids),
         'exports': {name: str(v) for name, v in exports.items()},

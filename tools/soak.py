@@ -117,7 +117,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print('soak: interrupted', file=sys.stderr)
         return 130
-    text = json.dumps(asdict(report), indent=2) + '\n'
+    from detection.versions import provenance
+    text = json.dumps({'provenance': provenance(), **asdict(report)},
+                      indent=2) + '\n'
     print(text, end='')
     if args.out:
         write_atomic(args.out, text)
