@@ -77,7 +77,7 @@ eval: setup  ## mAP of one checkpoint: PyTorch vs ONNX Runtime/OpenVINO vs Trito
 	  -f $(EVAL_FORMATS) --calibration $(CALIBRATION) \
 	  --limit $(EVAL_LIMIT) --out $(RESULTS)/eval.json
 
-soak: setup  ## 2,000 checked requests at concurrency 16 on the exported repository
+soak: demo  ## 2,000 checked requests at concurrency 16 on the demo detector `make demo` exported
 	$(PY) -m synthetic -o $(DATA) --train 0
 	$(PY) -m tools.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
 	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
