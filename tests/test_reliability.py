@@ -192,7 +192,7 @@ def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
                                                           exported, tmp_path):
     """A server restricting inference and metadata (API-key auth with
     Triton's own flags): the client without the header is refused in one
-    line, exit 2; with ``-H`` it detects."""
+    line, exit 2; with ``-H`` (the name the server was given) it detects."""
     request, _ = exported
     repo = tmp_path / 'repo'
     for name in ('demo', 'demo_preprocess', 'demo_detector', 'demo_postprocess'):
@@ -210,8 +210,9 @@ def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
                                  cwd=ROOT, timeout=120)
         assert refused.returncode == 2
         assert refused.stderr.splitlines() == [
-            f'frcnn-detect: error: cannot use Triton at {url} (grpc): This API '
-            "is restricted, expecting header 'x-api-key'"], refused.stderr
+            f'frcnn-detect: error: cannot use Triton at {url} (grpc): '
+            '[StatusCode.UNAVAILABLE] This protocol is restricted, expecting '
+            "header 'triton-grpc-protocol-x-api-key'"], refused.stderr
         allowed = subprocess.run(cli + ['-H', 'x-api-key=s3cret'],
                                  capture_output=True, text=True, cwd=ROOT,
                                  timeout=120)

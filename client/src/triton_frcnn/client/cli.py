@@ -36,8 +36,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('-v', '--verbose', action='store_true')
     p.add_argument('-H', '--header', action='append', default=[],
                    metavar='NAME=VALUE',
-                   help='an HTTP/gRPC header sent with every request, e.g. '
-                   'the key of a server that restricts its APIs; repeatable')
+                   help='a header sent with every request, e.g. the key of a '
+                   'server that restricts its APIs (over gRPC also as '
+                   'triton-grpc-protocol-NAME, the name Triton checks there); '
+                   'repeatable')
     tls = p.add_argument_group(
         'TLS', 'for a server behind a proxy that ends TLS (nginx, an ingress) '
         'or Triton with gRPC SSL; the file flags imply --ssl')

@@ -18,7 +18,8 @@ from ..wire import Detections
 from .images import ImageLike, encode
 from .output import save_drawing
 from .protocol import (DEFAULT_URLS, ModelSpec, ServerUnavailable, Tls,
-                       first_line, library, readiness, unready)
+                       first_line, library, readiness, request_headers,
+                       unready)
 from .retry import Retry
 
 
@@ -43,7 +44,7 @@ class TritonDetector:
         self._local = threading.local()
         self._clients: list = []
         self._lock = threading.Lock()
-        self.headers = dict(headers or {})
+        self.headers = request_headers(headers, protocol)
         self.wait_until_ready(model, str(model_version), wait)
         version = str(model_version)
         try:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .. import wire
 
 DEFAULT_URLS = {'grpc': 'localhost:8001', 'http': 'localhost:8000'}
+# the prefix Triton's --grpc-restricted-protocol puts before its key's name
+GRPC_RESTRICTED = 'triton-grpc-protocol-'
 MODULES = {'grpc': 'tritonclient.grpc', 'http': 'tritonclient.http',
            'grpc.aio': 'tritonclient.grpc.aio'}
 EXTRAS = {'grpc': 'grpc', 'http': 'http', 'grpc.aio': 'grpc'}
@@ -54,6 +56,23 @@ class Tls:
             ssl_options.update(certfile=self.certificate_chain,
                                keyfile=self.private_key)
         return {'ssl': True, 'ssl_options': ssl_options}
+
+
+def request_headers(headers: Optional[Dict[str, str]],
+                    protocol: str) -> Dict[str, str]:
+    """The headers sent with every request: as given, and over gRPC each
+    also under the name a restricted gRPC API checks (Triton expects
+    ``triton-grpc-protocol-<name>`` there, ``<name>`` over HTTP), so that one
+    ``-H NAME=KEY`` opens both; gRPC metadata names are lower case."""
+    if not protocol.startswith('grpc'):
+        return dict(headers or {})
+    sent: Dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        name = name.lower()
+        sent[name] = value
+        if not name.startswith(GRPC_RESTRICTED):
+            sent[GRPC_RESTRICTED + name] = value
+    return sent
 
 
 class ServerUnavailable(ConnectionError):
