@@ -6,7 +6,8 @@ simplicity, and each trade moves detections away from ``inference_detector``:
 * boxes are clipped to the padded input tensor, not to the resized image
   (mmdet clips to ``img_shape``, the unpadded size);
 * the RPN runs one NMS over the proposals of all FPN levels, where mmdet's
-  ``batched_nms`` keeps the levels apart;
+  ``batched_nms`` keeps the levels apart (by shifting each level's boxes
+  apart, which ``grouped_nms`` does too);
 * the R-CNN head keeps only the argmax class's box for each RoI, where mmdet
   runs NMS on every class with that class's own regressed box.
 
@@ -63,9 +64,16 @@ def grouped_nms(boxes: Tensor, scores: Tensor, iou_threshold: float,
                 max_per_img: int) -> Tuple[Tensor, Tensor, Tensor]:
     """NMS inside each group (FPN level or class), then top-k per image.
 
-    This is mmdet's ``batched_nms`` followed by ``[:max_per_img]``: groups
-    never suppress each other. Each (image, group) pair becomes one batch
-    entry of ONNX NonMaxSuppression, so no coordinate offsets are needed.
+    This is mmdet's ``batched_nms`` followed by ``[:max_per_img]``, done as
+    mmcv does it: each group's boxes are shifted by ``group x (the largest
+    coordinate of the image's candidates + 1)``, so that boxes of different
+    groups can never overlap, and one NMS runs over them all. The shift is
+    computed in float32 from the same candidates as mmdet's (those scoring
+    above ``score_threshold``), so the suppression decisions round as
+    mmdet's do; mmcv also shifts above its ``split_thr``, where it loops over
+    the groups, which gives the same kept boxes. One image is one batch
+    entry with one class of ONNX NonMaxSuppression: on a GPU that is one
+    pass per image instead of one per (image, group).
 
     Args:
         boxes: ``[B, G, N, 4]``.
@@ -77,18 +85,23 @@ def grouped_nms(boxes: Tensor, scores: Tensor, iou_threshold: float,
         ``groups [B, K]`` with ``K = max_per_img``, best first.
     """
     num_groups, num_boxes = scores.shape[1], scores.shape[2]
-    flat_scores = scores.reshape(-1)
+    per_image = num_groups * num_boxes
+    candidate = (scores > score_threshold).unsqueeze(-1)
+    largest = torch.amax(torch.where(candidate, boxes, boxes.new_zeros(())),
+                         dim=(1, 2, 3), keepdim=True)
+    group = torch.arange(num_groups, dtype=boxes.dtype,
+                         device=boxes.device).reshape(1, -1, 1, 1)
+    shifted = boxes + group * (largest + 1)
     selected = ONNXNMSop.apply(
-        boxes.reshape(-1, num_boxes, 4), scores.reshape(-1, 1, num_boxes),
+        shifted.reshape(-1, per_image, 4), scores.reshape(-1, 1, per_image),
         max_per_img, iou_threshold, score_threshold)
-    index = selected[:, 0] * num_boxes + selected[:, 2]
+    index = selected[:, 0] * per_image + selected[:, 2]
+    flat_scores = scores.reshape(-1)
     kept = torch.full_like(flat_scores, INVALID).scatter(
-        0, index, flat_scores[index])
-    kept = kept.reshape(-1, num_groups * num_boxes)
+        0, index, flat_scores[index]).reshape(-1, per_image)
     top_scores, top_index = kept.topk(max_per_img, dim=1)
-    top_boxes = torch.gather(
-        boxes.reshape(-1, num_groups * num_boxes, 4), 1,
-        top_index.unsqueeze(-1).expand(-1, -1, 4))
+    top_boxes = torch.gather(boxes.reshape(-1, per_image, 4), 1,
+                             top_index.unsqueeze(-1).expand(-1, -1, 4))
     return top_boxes, top_scores, torch.div(
         top_index, num_boxes, rounding_mode='floor')
 

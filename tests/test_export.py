@@ -39,6 +39,32 @@ def test_onnx_matches_inference_detector_on_unseen_images(
         assert len(candidate) == len(reference)
 
 
+def test_each_nms_runs_once_per_image(detector_dir, onnx_detector, tmp_path):
+    """Both NonMaxSuppression nodes (the RPN's over 5 FPN levels, the R-CNN
+    head's over every class) get one (batch entry x class) pair per image:
+    the groups are kept apart by shifted coordinates, not by NMS classes.
+    Their scores inputs, exposed as graph outputs, show it on one image."""
+    import onnxruntime as ort
+    model = onnx.load(str(detector_dir / 'model.onnx'))
+    nms = [n for n in model.graph.node if n.op_type == 'NonMaxSuppression']
+    assert len(nms) == 2
+    scores = [node.input[1] for node in nms]
+    for name in scores:
+        model.graph.output.append(onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, None))
+    exposed = tmp_path / 'exposed.onnx'
+    onnx.save(model, str(exposed))
+    inputs = batch([prepare(decode((ROOT / 'assets' / 'samples' / 'coffee.jpg')
+                                   .read_bytes()), onnx_detector.params)])
+    shapes = [a.shape for a in ort.InferenceSession(str(exposed)).run(
+        scores, {'input': inputs['input'], 'img_shape': inputs['img_shape']})]
+    rpn_levels = 5
+    num_classes = 80
+    assert [shape[:2] for shape in shapes] == [(1, 1), (1, 1)]
+    assert sorted(shape[2] for shape in shapes) == sorted(
+        [rpn_levels * 1000, num_classes * 1000])
+
+
 def test_boxes_are_clipped_to_the_image_not_the_padded_canvas(onnx_detector,
                                                               unseen_images):
     for path in unseen_images:
