@@ -369,13 +369,14 @@ class TritonServer:
         if not self.config_name:
             return
         from export.device import visible_gpus
-        placed = [m for m in self.store.models()
-                  if self.store.read(m, self.named_config)]
+        from export.triton_config import parse
+        placed = {m: text for m in self.store.models()
+                  if (text := self.store.read(m, self.named_config))}
         if not placed:
             raise ServerError(f'--model-config-name {self.config_name}: no '
                               f'model in {self.repository} has '
                               f'{self.named_config}')
-        gpu = [m for m in placed if needs_gpu(self._config(m))]
+        gpu = [m for m, text in placed.items() if needs_gpu(parse(text))]
         if gpu and visible_gpus() == 0:
             raise ServerError(
                 f'no GPU on this host: --model-config-name '

@@ -157,31 +157,27 @@ def test_a_named_config_is_served_where_a_model_has_it(stack, tmp_path):
             assert len(det(ROOT / 'assets' / 'samples' / 'rocket.jpg').boxes) > 0
 
 
-def serve_cli(*args: str):
-    return subprocess.run([sys.executable, '-m', 'serve', *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+NO_GPU = pytest.mark.skipif(shutil.which('nvidia-smi') is not None,
+                            reason='this host has a GPU driver')
 
 
-def test_a_placement_no_model_has_is_one_line(stack, tmp_path):
+@pytest.mark.parametrize('name, line', [
+    ('nope', '--model-config-name nope: no model in {repo} has '
+             'configs/nope.pbtxt'),
+    pytest.param('gpu', 'no GPU on this host: --model-config-name gpu places '
+                 'demo_detector on a GPU (serve without it for the CPU '
+                 'placement)', marks=NO_GPU)])
+def test_a_placement_that_cannot_be_served_is_one_line(name, line, stack,
+                                                       tmp_path):
+    """A name no model has, and the GPU placement on a host without a GPU:
+    refused before the server starts."""
     repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
                        DEMO_MODELS)
-    done = serve_cli('-r', str(repo), '--model-config-name', 'nope',
-                     '--workdir', str(tmp_path / 'triton'))
+    done = subprocess.run(
+        [sys.executable, '-m', 'serve', '-r', str(repo),
+         '--model-config-name', name, '--workdir', str(tmp_path / 'triton')],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
-        f'serve: error: --model-config-name nope: no model in {repo} has '
-        'configs/nope.pbtxt']
-
-
-@pytest.mark.skipif(shutil.which('nvidia-smi') is not None,
-                    reason='this host has a GPU driver')
-def test_the_gpu_placement_on_a_host_without_a_gpu_is_one_line(stack, tmp_path):
-    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
-                       DEMO_MODELS)
-    done = serve_cli('-r', str(repo), '--model-config-name', 'gpu',
-                     '--workdir', str(tmp_path / 'triton'))
-    assert done.returncode == 1
-    assert done.stderr.splitlines() == [
-        'serve: error: no GPU on this host: --model-config-name gpu places '
-        'demo_detector on a GPU (serve without it for the CPU placement)']
+        'serve: error: ' + line.format(repo=repo)]
     assert not (tmp_path / 'triton' / 'server.log').exists()  # never started
