@@ -101,6 +101,26 @@ def sizes(canvas: Sequence[Size]) -> str:
     return ','.join(f'{h}x{w}' for h, w in canvas)
 
 
+def parse_sizes(text: str) -> Tuple[Size, ...]:
+    """``HxW[,HxW...]`` -> ((h, w), ...); ValueError names the text."""
+    try:
+        canvas = tuple(tuple(int(side) for side in size.split('x'))
+                       for size in text.split(','))
+    except ValueError:
+        canvas = ()
+    if not canvas or any(len(size) != 2 or min(size) < 1 for size in canvas):
+        raise ValueError(f'{text!r} is not HxW[,HxW...] (e.g. 800x1344,1344x800)')
+    return canvas  # type: ignore[return-value]
+
+
+def two_buckets(params: Preprocessing) -> Tuple[Size, ...]:
+    """The fewest buckets that hold every image the resize makes: the
+    largest landscape and the largest portrait canvas (one if square). On a
+    GPU each bucket is one shape cuDNN has searched at load."""
+    short, long_ = params.largest
+    return tuple(sorted({(short, long_), (long_, short)}))
+
+
 def _holding(size: Size, canvas: Sequence[Size]) -> list:
     return [b for b in canvas if b[0] >= size[0] and b[1] >= size[1]]
 
@@ -121,7 +141,7 @@ def canvas_problem(params: Preprocessing) -> Optional[str]:
         return (f'canvas {sizes(odd)} is not a multiple of the padding '
                 f'divisor {divisor} in both sides')
     (short, long_) = params.largest
-    needed = sorted({(short, long_), (long_, short)})
+    needed = two_buckets(params)
     if not canvas or all(_holding(size, canvas) for size in needed):
         return None
     largest = (f'landscape ones pad up to {short}x{long_}, portrait ones up '

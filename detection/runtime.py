@@ -55,6 +55,8 @@ class OnnxDetector(Detector):
                  options: Optional[ort.SessionOptions] = None):
         """``options``: ONNX Runtime's defaults (all cores, every graph
         optimisation) unless given; ``make bench`` measures the others."""
+        if any('CUDA' in str(p) for p in providers) and hasattr(ort, 'preload_dlls'):
+            ort.preload_dlls()  # CUDA and cuDNN from pip's nvidia-* packages
         self.session = ort.InferenceSession(
             str(model_path), options or ort.SessionOptions(),
             providers=list(providers))

@@ -9,7 +9,8 @@ from pathlib import Path
 from triton_frcnn.files import image_files, not_found
 
 from detection import paths
-from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
+                                  parse_sizes)
 
 from .store import location
 
@@ -23,16 +24,14 @@ def _device(text: str) -> str:
 
 
 def _canvas(text: str) -> tuple:
-    """``HxW[,HxW...]`` -> ((h, w), ...)."""
     try:
-        canvas = tuple(tuple(int(side) for side in size.split('x'))
-                       for size in text.split(','))
-    except ValueError:
-        canvas = ()
-    if not canvas or any(len(size) != 2 or min(size) < 1 for size in canvas):
-        raise argparse.ArgumentTypeError(
-            f'{text!r} is not HxW[,HxW...] (e.g. 800x1344,1344x800)')
-    return canvas
+        return parse_sizes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _gpu_canvas(text: str) -> tuple:
+    return () if text == 'none' else _canvas(text)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,6 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='CPUs of the serving host, shared out between the '
                    'detector\'s and the pre/post models\' threads (default: '
                    'this host\'s, affinity and container quota applied)')
+    p.add_argument('--gpu-canvas', type=_gpu_canvas, default=None,
+                   help='shape buckets HxW[,HxW...] of the GPU placement '
+                   '(configs/gpu.pbtxt), or none for mmdet\'s padding; judged '
+                   'like --canvas where an annotated set is given (default: '
+                   '--canvas, else the fewest buckets that hold every image; '
+                   'on a failed gate, mmdet\'s padding)')
     p.add_argument('--gpu-cpus', type=int, default=None,
                    help='CPUs of a GPU pod, for the GPU placement written '
                    'beside the CPU one (configs/gpu.pbtxt: preprocessing '
@@ -165,6 +170,7 @@ def main(argv=None) -> int:
             batch_requests=args.batch_requests,
             trt_accelerator=args.trt_accelerator, max_pixels=args.max_pixels,
             max_bytes=args.max_image_bytes, canvas=args.canvas,
+            gpu_canvas=args.gpu_canvas,
             calibration=image_files(args.calibration), accuracy_ann=args.accuracy_ann,
             accuracy_images=args.accuracy_images,
             accuracy_limit=args.accuracy_limit,

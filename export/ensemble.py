@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from dataclasses import field
 from typing import Dict, List, Optional, Sequence
 
 import detection
@@ -24,7 +23,8 @@ from triton_frcnn import wire
 from tritonclient.grpc import model_config_pb2 as mc
 
 from detection.postprocess import DETECTOR_OUTPUTS
-from detection.preprocess import DETECTOR_INPUTS, PREPROCESSED, Preprocessing
+from detection.preprocess import (DETECTOR_INPUTS, PREPROCESSED, Preprocessing,
+                                  Size, sizes)
 
 from . import repository, triton_config
 from .capacity import Capacity
@@ -95,21 +95,25 @@ def composing(name: str) -> List[str]:
 def models(name: str, version: int, max_batch_size: int,
            params: Preprocessing, classes: Sequence[str],
            score_threshold: float, capacity: Capacity,
-           gpu_capacity: Optional[Capacity] = None) -> List[Model]:
+           gpu_capacity: Optional[Capacity] = None,
+           gpu_canvas: Sequence[Size] = ()) -> List[Model]:
     """Preprocess, postprocess and the ensemble that pins ``version`` of
     them and of the detector; with ``gpu_capacity``, the preprocessing's
-    named GPU placement (its instances sized from a GPU pod's CPUs)."""
+    named GPU placement (its instances sized from a GPU pod's CPUs, its
+    padding ``gpu_canvas``'s buckets)."""
     pre, detector, post = composing(name)
     to_post = ['scale_factor', 'ori_shape']
 
-    def preprocessing(capacity: Capacity) -> Model:
+    def preprocessing(capacity: Capacity, settings: dict) -> Model:
         return _python_model(
             pre, max_batch_size, [wire.IMAGE], map(_intermediate, PREPROCESSED),
             'preprocess.py', params.to_dict(), capacity,
-            capacity.preprocess_parameters, capacity.preprocess_instances)
-    preprocess = preprocessing(capacity)
+            {**capacity.preprocess_parameters, **settings},
+            capacity.preprocess_instances)
+    preprocess = preprocessing(capacity, {})
     if gpu_capacity is not None:
-        preprocess.placements['gpu'] = preprocessing(gpu_capacity).config
+        canvas = {'canvas': sizes(gpu_canvas)} if gpu_canvas else {}
+        preprocess.placements['gpu'] = preprocessing(gpu_capacity, canvas).config
     postprocess = _python_model(
         post, max_batch_size,
         [_intermediate(n) for n in [*DETECTOR_OUTPUTS, *to_post]], wire.OUTPUTS,

@@ -26,9 +26,9 @@ from onnxruntime.transformers.float16 import (DEFAULT_OP_BLOCK_LIST,
 from onnxruntime.transformers.onnx_model import OnnxModel
 
 
-def convert(fp32: Path, deploy_cfg, target: Path) -> Tuple[Path, List[str]]:
-    """``target``, the fp16 graph, and the op types left in fp32."""
-    settings = dict(deploy_cfg.backend_config.common_config)
+def convert(fp32: Path, settings: dict, target: Path) -> Tuple[Path, List[str]]:
+    """``target``, the fp16 graph, and the op types left in fp32;
+    ``settings``: the deploy config's ``backend_config.common_config``."""
     graph = OnnxModel(convert_float_to_float16(onnx.load(str(fp32)), **settings))
     graph.topological_sort()
     del graph.model.graph.value_info[:]  # the traced fp32 types; inferred anew

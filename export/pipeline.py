@@ -22,7 +22,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   Preprocessing, Size, canvas_problem, decode,
-                                  prepare, sizes)
+                                  prepare, sizes, two_buckets)
 from detection.runtime import Detector, runner
 from detection.versions import package_versions
 
@@ -66,6 +66,9 @@ class Request:
     max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
     max_bytes: int = DEFAULT_MAX_BYTES
     canvas: Tuple[Size, ...] = ()  # shape buckets (h, w); mAP-gated
+    # the GPU placement's buckets; None: --canvas, else the fewest that hold
+    # every image (two_buckets); (): mmdet's padding there too
+    gpu_canvas: Optional[Tuple[Size, ...]] = None
     # int8 only: calibration images; int8, fp16, tf32 and a canvas: the mAP
     # gate's annotated set and largest AP drop (None: the format's)
     calibration: Sequence[Path] = ()
@@ -221,13 +224,16 @@ class Loaded:
     params: Preprocessing
     digest: str
     classes: Sequence[str]
+    gpu_canvas: Optional[Tuple[Size, ...]] = None  # None: no GPU placement
 
 
 def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     loaded = load(request)
+    annotated = bool(request.accuracy_ann and request.accuracy_images)
     split = (accuracy.annotated_split(
         request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
-        loaded.classes) if request.gated and request.accuracy_gate else None)
+        loaded.classes) if request.accuracy_gate and (
+            request.gated or (annotated and loaded.gpu_canvas)) else None)
     images = [Path(p) for p in request.images]
     decoded = [decode(p.read_bytes()) for p in images]
     with tempfile.TemporaryDirectory(prefix='export-') as workdir:
@@ -250,6 +256,9 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
             extra_meta['accuracy'] = gate(
                 fmt, onnx_path, artifact, loaded, split, request,
                 extra_meta.get('openvino'))
+        if loaded.gpu_canvas is not None:
+            loaded.gpu_canvas, extra_meta['gpu_canvas'] = gpu_gate(
+                fmt, onnx_path, artifact, loaded, split, request)
         if fmt.platform == 'tensorrt_plan':
             with step('tensorrt') as note:
                 artifact = build_tensorrt(onnx_path, deploy_cfg, work,
@@ -274,10 +283,17 @@ def load(request: Request) -> Loaded:
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
                         f'{request.checkpoint} (sha256 {digest[:8]})')
     params = dataclasses.replace(params, canvas=tuple(request.canvas))
-    problem = canvas_problem(params)
-    if problem:
-        raise ExportError(f'{problem}; nothing was written')
-    return Loaded(model, cfg, params, digest, classes)
+    gpu_canvas = None
+    if FORMATS[request.format].gpu_placement:
+        gpu_canvas = (params.canvas or two_buckets(params)
+                      if request.gpu_canvas is None else tuple(request.gpu_canvas))
+    for canvas, flag in ((params.canvas, '--canvas'),
+                         (gpu_canvas or (), '--gpu-canvas')):
+        problem = canvas_problem(dataclasses.replace(params, canvas=canvas))
+        if problem:
+            raise ExportError(f'{problem.replace("--canvas", flag)}; nothing '
+                              'was written')
+    return Loaded(model, cfg, params, digest, classes, gpu_canvas)
 
 
 def trace(loaded: Loaded, deploy_cfg, image, work: Path) -> Path:
@@ -343,16 +359,17 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
     inputs, outputs = triton_config.graph_io(onnx_path)
     capacity = request.capacity
 
-    def config(capacity: Capacity, device: Device, **pinning):
+    def config(capacity: Capacity, device: Device, canvas, **pinning):
         return triton_config.detector(
             request.detector_name, fmt, inputs, outputs,
-            loaded.params.canvas or (loaded.params.largest,), capacity,
+            canvas or (loaded.params.largest,), capacity,
             device=device, max_queue_delay_us=request.max_queue_delay_us,
             trt_accelerator=request.trt_accelerator,
             parameters={k: v for k, v in extra.get('openvino', {}).items()
                         if k in triton_config.OPENVINO_PARAMETERS}, **pinning)
     placements = {'gpu': config(request.gpu_capacity, Device('cuda'),
-                                pin_gpu=False)} if fmt.gpu_placement else {}
+                                loaded.gpu_canvas, pin_gpu=False)
+                  } if fmt.gpu_placement else {}
     meta = metadata_record(request, fmt, loaded, deploy_cfg, inputs, outputs,
                            {**extra, 'capacity': dataclasses.asdict(capacity)})
 
@@ -364,14 +381,16 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         (folder / 'metadata.json').write_text(json.dumps(meta, indent=2) + '\n')
 
     version_dir = repository.publish_version(model_dir, request.version, fill)
-    repository.write_configs(model_dir, config(capacity, request.target),
+    repository.write_configs(model_dir, config(capacity, request.target,
+                                               loaded.params.canvas),
                              placements, int(version_dir.name))
     served = ensemble.write(request.repository, int(version_dir.name),
                             ensemble.models(
         request.served_name, int(version_dir.name),
         fmt.max_batch_size, loaded.params, loaded.classes,
         loaded.cfg.model.test_cfg.rcnn.score_thr, capacity,
-        request.gpu_capacity if fmt.gpu_placement else None))
+        request.gpu_capacity if fmt.gpu_placement else None,
+        loaded.gpu_canvas or ()))
     weights = _files(version_dir / fmt.filename)[-1]
     named = ''.join(f', configs/{name}.pbtxt' for name in placements)
     return version_dir, (
@@ -421,6 +440,44 @@ def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
                              served: round(result.candidate_ms, 1)}}
 
 
+def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
+             split, request: Request) -> Tuple[Tuple[Size, ...], dict]:
+    """The GPU placement's buckets, and how they were judged. On a GPU each
+    new image size costs cuDNN a new choice of algorithms, so by default the
+    GPU placement pads to the fewest buckets that hold every image, as
+    mmdet's own batched inference pads a batch to its largest image. Judged
+    by mAP where the export has an annotated set: buckets it did not ask
+    for that fail fall back to mmdet's padding; ones it asked for refuse."""
+    canvas, params = loaded.gpu_canvas or (), loaded.params
+    if not canvas or canvas == params.canvas:
+        return canvas, {'sizes': sizes(canvas), 'gate': (
+            'the --canvas gate' if canvas else "none needed: mmdet's padding")}
+    if split is None:
+        log.warning('gpu canvas %s: not judged (no annotated set: '
+                    '--accuracy-ann, --accuracy-images)', sizes(canvas))
+        return canvas, {'sizes': sizes(canvas), 'gate': 'not judged: no '
+                        'annotated set'}
+    label = f'{fmt.precision} on GPU canvas {sizes(canvas)}'
+    try:
+        with step('gpu canvas') as note:
+            result = accuracy.check(
+                accuracy.Run(onnx_path, params.exact, request.target.providers()),
+                accuracy.Run(artifact, dataclasses.replace(params, canvas=canvas),
+                             request.target.providers(fmt.precision == 'tf32')),
+                split, loaded.classes, request.map_drop, label)
+            note['done'] = f'{result.summary()} of {request.accuracy_ann}'
+    except ExportError as exc:
+        if request.gpu_canvas is not None:
+            raise
+        reason = str(exc).replace('; nothing was written', '')
+        log.warning("gpu canvas: %s; the GPU placement keeps mmdet's padding",
+                    reason)
+        return (), {'sizes': '', 'gate': f'{sizes(canvas)} failed: {reason}'}
+    return canvas, {'sizes': sizes(canvas), 'gate': {
+        'images': result.images, 'ap_fp32': result.reference_ap,
+        'ap': result.candidate_ap, 'max_drop': result.max_drop}}
+
+
 def quantized(onnx_path: Path, params: Preprocessing, deploy_cfg,
               request: Request, work: Path) -> Tuple[Path, dict, str]:
     calib = deploy_cfg.calib_config
@@ -436,9 +493,9 @@ def quantized(onnx_path: Path, params: Preprocessing, deploy_cfg,
 
 def halved(onnx_path: Path, params: Preprocessing, deploy_cfg,
            request: Request, work: Path) -> Tuple[Path, dict, str]:
-    graph, kept = fp16.convert(onnx_path, deploy_cfg, work / 'fp16.onnx')
-    onnx_export.check(graph)
     common = dict(deploy_cfg.backend_config.common_config)
+    graph, kept = fp16.convert(onnx_path, common, work / 'fp16.onnx')
+    onnx_export.check(graph)
     return graph, {'fp16': {**common, 'kept_fp32': kept}}, (
         f'ONNX Runtime\'s float16 conversion, inputs and outputs fp32, '
         f'{", ".join(kept) or "no op"} kept fp32 -> {graph.name} '

@@ -103,16 +103,7 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
                       dims=list(tensor.dims))
     place(config, capacity, device, max_queue_delay_us,
           tf32=fmt.precision == 'tf32', pin_gpu=pin_gpu)
-    batches = range(1, fmt.max_batch_size + 1) if capacity.gpu else [1]
-    for (height, width), size in itertools.product(warmup_shapes, batches):
-        warmup = config.model_warmup.add(
-            name=f'zeros_{height}x{width}' + (f'_x{size}' if size > 1 else ''),
-            batch_size=size)
-        for tensor in inputs:
-            canvas = iter((height, width))  # the dynamic axes
-            dims = [d if d > 0 else next(canvas) for d in tensor.dims]
-            warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
-                data_type=tensor.data_type, dims=dims, zero_data=True))
+    warm_up(config, warmup_shapes, capacity.gpu)
     for key, value in (parameters or {}).items():
         config.parameters[key].string_value = str(value)
     if trt_accelerator:
@@ -121,6 +112,24 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
         accelerator.parameters['precision_mode'] = trt_accelerator
         accelerator.parameters['max_workspace_size_bytes'] = str(1 << 30)
     return config
+
+
+def warm_up(config: mc.ModelConfig, shapes: Sequence[Tuple[int, int]],
+            every_batch: bool) -> None:
+    """Zero inputs of each padded size (h, w) the detector runs while
+    loading; ``every_batch``: once for every batch size the batcher may form
+    (on a GPU, cuDNN picks its algorithms for a shape on its first run)."""
+    del config.model_warmup[:]
+    batches = range(1, config.max_batch_size + 1) if every_batch else [1]
+    for (height, width), size in itertools.product(shapes, batches):
+        warmup = config.model_warmup.add(
+            name=f'zeros_{height}x{width}' + (f'_x{size}' if size > 1 else ''),
+            batch_size=size)
+        for tensor in config.input:
+            canvas = iter((height, width))  # the dynamic axes
+            dims = [d if d > 0 else next(canvas) for d in tensor.dims]
+            warmup.inputs[tensor.name].CopyFrom(mc.ModelWarmup.Input(
+                data_type=tensor.data_type, dims=dims, zero_data=True))
 
 
 def place(config: mc.ModelConfig, capacity: Capacity, device: Device,

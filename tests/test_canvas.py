@@ -91,6 +91,10 @@ def test_bad_canvas_flags_get_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == (
         "python -m export: error: argument --canvas: '320x' is not "
         "HxW[,HxW...] (e.g. 800x1344,1344x800)")
+    proc = export_cli('-r', str(repo), '--gpu-canvas', '0x320')
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == (
+        "python -m export: error: argument --gpu-canvas: '0x320' is not "
+        "HxW[,HxW...] (e.g. 800x1344,1344x800)")
     proc = export_cli('-r', str(repo), '-f', 'tensorrt', '--canvas', '320x320')
     assert proc.returncode == 1 and proc.stderr == (
         'export: error: format tensorrt does not take --canvas: its shapes are '
@@ -102,12 +106,14 @@ def test_bad_canvas_flags_get_one_line(tmp_path):
     assert not repo.exists()
 
 
-def test_a_canvas_too_small_for_the_config_is_refused(tmp_path, val_split):
+@pytest.mark.parametrize('field', ['canvas', 'gpu_canvas'])
+def test_a_canvas_too_small_for_the_config_is_refused(tmp_path, val_split, field):
+    flag = '--' + field.replace('_', '-')
     with pytest.raises(ExportError, match=r'^canvas 256x320 does not hold every '
                        'image this config resizes to: they pad up to 320x320; '
-                       '--canvas 320x320 holds all; nothing was written$'):
+                       f'{flag} 320x320 holds all; nothing was written$'):
         run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                    canvas=((256, 320),), repository=tmp_path,
+                    **{field: ((256, 320),)}, repository=tmp_path,
                     images=[val_split.path(val_split.image_ids[0])],
                     accuracy_ann=val_split.ann_file,
                     accuracy_images=val_split.image_dir))

@@ -4,6 +4,7 @@ runtime versions, and one repository carries a CPU and a GPU placement
 that tritonserver's --model-config-name selects."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from export import parity
 from export.triton_config import parse, to_text
+from detection.preprocess import Preprocessing, sizes, two_buckets
 from detection.runtime import for_version
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
@@ -37,7 +39,7 @@ NATIVE_PARAMETERS = {
                  'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT',
                  'CPU_EXTENSION_PATH', 'SKIP_OV_DYNAMIC_BATCHSIZE',
                  'ENABLE_BATCH_PADDING', 'RESHAPE_IO_LAYERS'},
-    'python': {'threads'},  # read by the project's own model.py
+    'python': {'threads', 'canvas'},  # read by the project's own model.py
 }
 FIDELITY = ROOT / 'docs' / 'native-backends.md'
 RUNTIMES = dict(re.findall(r'^(\w+)==(\S+)$', (
@@ -79,12 +81,44 @@ def test_the_gpu_placement_is_what_the_issue_asks(stack):
     assert (cuda.name, dict(cuda.parameters)) == ('cuda', {'use_tf32': '0'})
     assert gpu.parameters['cudnn_conv_algo_search'].string_value == '2'
     assert not gpu.dynamic_batching.preferred_batch_size  # batches requests
-    assert sorted(w.batch_size for w in gpu.model_warmup) == list(range(1, 9))
     assert list(gpu.version_policy.specific.versions) == list(
         cpu.version_policy.specific.versions)
     pre = parse((repo / 'faster_rcnn_preprocess' / 'configs' / 'gpu.pbtxt')
                 .read_text())
     assert pre.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+    # shape buckets: the fewest that hold every image, each warmed up at
+    # every batch size; the CPU placement keeps mmdet's padding
+    (version,) = cpu.version_policy.specific.versions
+    meta = json.loads((repo / 'faster_rcnn_detector' / str(version)
+                       / 'metadata.json').read_text())
+    params = Preprocessing.from_dict(meta['preprocessing'])
+    buckets = two_buckets(params)
+    assert len(buckets) == 2 and not params.canvas
+    assert pre.parameters['canvas'].string_value == sizes(buckets)
+    assert 'canvas' not in parse((repo / 'faster_rcnn_preprocess' /
+                                  'config.pbtxt').read_text()).parameters
+    assert sorted((tuple(w.inputs['input'].dims)[1:], w.batch_size)
+                  for w in gpu.model_warmup) == sorted(
+        (b, n) for b in buckets for n in range(1, 9))
+    assert [tuple(w.inputs['input'].dims)[1:] for w in cpu.model_warmup] == [
+        params.largest]
+    assert meta['gpu_canvas'] == {'sizes': sizes(buckets),
+                                  'gate': 'not judged: no annotated set'}
+
+
+def test_default_gpu_buckets_that_fail_their_gate_fall_back_to_mmdets_padding(
+        stack, exported_demo_fp16):
+    """The demo's fp16 on its 320x320 bucket loses more AP on the gate's
+    images than fp16 may: its GPU placement pads as mmdet does, and says
+    why in its metadata."""
+    repo = Path(stack.server.repository)
+    meta = json.loads((exported_demo_fp16 / 'metadata.json').read_text())
+    assert meta['gpu_canvas']['sizes'] == ''
+    assert re.fullmatch(r'320x320 failed: accuracy gate failed: AP [\d.]+ fp32 '
+                        r'-> [\d.]+ fp16 on GPU canvas 320x320 \(-[\d.]+ points, '
+                        r'allowed -0\.3\), .* on 60 images', meta['gpu_canvas']['gate'])
+    pre = parse((repo / 'demo_fp16_preprocess' / 'configs' / 'gpu.pbtxt').read_text())
+    assert 'canvas' not in pre.parameters
 
 
 def test_every_parameter_the_export_writes_is_one_ngc_reads(stack):

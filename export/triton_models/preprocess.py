@@ -5,25 +5,35 @@ detector it prepares images for, beside ``parameters.json`` (that export's
 mean, std, scale and padding, read from its mmdet config) and copies of the
 ``detection`` package and the wire contract (the Python backend puts the
 version folder on sys.path), so the repository is self-contained.
+
+A ``canvas`` parameter in the config (``HxW,HxW``) replaces the version's
+padding: the GPU placement's shape buckets live in ``configs/gpu.pbtxt``,
+so one version folder serves both placements.
 """
 import json
 import os
+from dataclasses import replace
 
 import cv2
 import triton_python_backend_utils as pb_utils
 from triton_frcnn.wire import IMAGE
 
 from detection.preprocess import (PREPROCESSED, BatchError, ImageError,
-                                  Preprocessing, batch, decode, prepare)
+                                  Preprocessing, batch, decode, parse_sizes,
+                                  prepare)
 
 
 class TritonPythonModel:
 
     def initialize(self, args):
         config = json.loads(args['model_config'])
-        cv2.setNumThreads(int(config['parameters']['threads']['string_value']))
+        settings = {k: v['string_value'] for k, v in config['parameters'].items()}
+        cv2.setNumThreads(int(settings['threads']))
         with open(os.path.join(os.path.dirname(__file__), 'parameters.json')) as f:
             self.params = Preprocessing.from_dict(json.load(f))
+        if settings.get('canvas'):
+            self.params = replace(self.params,
+                                  canvas=parse_sizes(settings['canvas']))
 
     def execute(self, requests):
         return [self._one(request) for request in requests]

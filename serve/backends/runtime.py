@@ -97,9 +97,11 @@ def onnxruntime_session(path, config, params, output_names, kind, device_id):
     for pool in ('intra', 'inter'):  # this stand-in's own choice, see above
         options.add_session_config_entry(f'session.{pool}_op.allow_spinning',
                                          '0')
-    session = ort.InferenceSession(path, options, providers=providers(
-        kind, ort.get_available_providers(),
-        cuda_options(config, params, device_id)))
+    chosen = providers(kind, ort.get_available_providers(),
+                       cuda_options(config, params, device_id))
+    if kind == 'GPU' and hasattr(ort, 'preload_dlls'):
+        ort.preload_dlls()  # CUDA and cuDNN from pip's nvidia-* packages
+    session = ort.InferenceSession(path, options, providers=chosen)
     return lambda feed: session.run(output_names, feed)
 
 
