@@ -30,7 +30,7 @@ METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 REPLICAS ?= 2
 
-.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench load cluster scaling clean
+.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench load cluster scaling gpu-pack clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml \
@@ -93,6 +93,11 @@ cluster: setup  ## a deployment's layout on this machine: S3 store, REPLICAS rep
 
 scaling: setup  ## throughput of 2 replicas vs 1 (a core each) through nginx, one run
 	$(PY) -m bench.scaling --out $(RESULTS)/scaling
+
+gpu-pack: setup  ## the GPU sitting's parts for the device tool (docs/gpu-sitting.md)
+	$(PY) -m bench.gpu_pack --out .gpu
+	@test -x ../shared/gpu/carry-split || { echo 'gpu-pack: ../shared/gpu/carry-split is missing: .gpu/sitting.tar is whole'; exit 1; }
+	CARRY_MB=35 ../shared/gpu/carry-split .gpu/sitting.tar
 
 test: setup  ## the test suite (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)

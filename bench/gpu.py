@@ -1,72 +1,90 @@
-"""python -m bench.gpu: the served detector against PyTorch eager on one
-device, side by side in one run. Made for a GPU host (``--device cuda:N``);
-it runs on a CPU too (``--device cpu``), which is how it is tested.
+"""python -m bench.gpu: the one GPU sitting, unattended, in one process.
 
-The same encoded images, decoding included on every path, through:
-(a) PyTorch eager: torchvision's Faster R-CNN R50-FPN, random weights, the
-exported model's resize bounds, 100 detections an image (mmdet's own
-model needs mmcv's CUDA ops, which a GPU host rarely has built;
-``--no-eager`` leaves this path out where torchvision cannot load, as on a
-CPU-only torch: PyPI's torchvision wheels link CUDA torch's libraries);
-(b) the exported graph in process, ONNX Runtime on the device, at batch 1
-and in batches of one image size;
-(c) the served ensemble with its detector placed on the device, at each
-concurrency, Triton's statistics splitting each request's time.
-Parity comes first: the device's detections against ONNX Runtime's CPU
-ones, in process and served (the export checked the CPU graph against
-mmdet; its metadata.json holds that result, copied into the report).
+GPU time comes rarely and in one short loan, so everything the GPU path must
+show is measured in one run that needs no second try, most important first,
+and the report is written again after every step (a sitting cut short keeps
+what it measured):
 
-The repository is one exported on any host (a GPU host often has no mmdet):
-its detector is placed on ``--device`` in a copy under ``--out``, graph
-files hard-linked. Needs no mmdet, mmdeploy nor pycocotools. Writes
-gpu.json and gpu.md in ``--out``.
+1. PyTorch eager (torchvision's R50-FPN, seeded random weights, the
+   exported model's resize bounds, 100 detections an image), with TF32 off
+   and on; the exported graph in ONNX Runtime in process on the device.
+   The same encoded images, decoding included, on every path.
+2. fp32 served as placed on the card: parity per photo against ONNX Runtime
+   on the CPU, throughput at each concurrency, pre/post's share of a
+   request's time (Triton's statistics); then the same for TF32, fp16 (the
+   graph in ``--fp16``) and shape buckets (the fewest that hold every image).
+3. Their mAP gates: the trained demo detector (``--gate-model``; random
+   weights score no AP) in process on the device, fp32 against TF32, fp16
+   and buckets, on annotated images.
+
+The repository is one exported on any host (a GPU host has no mmdet): each
+variant is a copy placed on ``--device`` under ``--out``, graph files
+hard-linked. ``python -m bench.gpu_pack`` makes everything a GPU host needs;
+docs/gpu-sitting.md says how it gets there and what to run. ``--device cpu``
+runs it all on a CPU (TF32 is then fp32), which is how the suite checks it.
+Writes performance-gpu.json and .md in ``--out``.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from triton_frcnn.files import given_images
+from triton_frcnn.files import given_images, write_atomic
 
 from detection import paths
-from detection.versions import package_versions
+from detection.preprocess import two_buckets
+from detection.runtime import for_version
+from detection.versions import MEASURED_WITH, provenance
 from export.device import Device
 from export.ensemble import composing
 
-PACKAGES = ('torch', 'torchvision', 'onnxruntime', 'onnxruntime-gpu',
-            'numpy', 'opencv-python-headless', 'tritonclient')
+from .placement import missing, place_repository, version_of
+
+PACKAGES = (*MEASURED_WITH, 'torchvision', 'onnxruntime-gpu',
+            'opencv-python-headless')
+VARIANTS = ('fp32', 'tf32', 'fp16', 'buckets')
+MAX_DROP = {'tf32': 0.3, 'fp16': 0.3, 'buckets': 1.0}  # the export's gates
+TARGETS = {'tight_fraction': 0.95, 'served_vs_eager_fp32': 1.5,
+           'prepost_share': 0.20}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog='python -m bench.gpu', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('-r', '--repository', type=Path, required=True,
-                   help='an exported repository (python -m export)')
-    p.add_argument('-m', '--model', default='faster_rcnn',
+                   help='a repository holding -m and --gate-model, exported')
+    p.add_argument('-m', '--model', default='r50',
                    help='the served ensemble\'s name (default: %(default)s)')
+    p.add_argument('--gate-model', default='demo',
+                   help='a trained detector\'s ensemble, for the mAP gates')
+    p.add_argument('--fp16', type=Path, required=True,
+                   help='a folder holding MODEL.onnx, the fp16 graph, for -m '
+                        'and --gate-model (python -m bench.gpu_pack writes it)')
+    p.add_argument('--ann', type=Path, required=True,
+                   help='COCO annotations of the gate\'s images')
+    p.add_argument('--gate-images', type=Path, required=True)
+    p.add_argument('--gate-limit', type=int, default=100)
     p.add_argument('--images', type=Path, nargs='+', default=[paths.SAMPLES])
     p.add_argument('--device', type=Device.parse, default=Device('cuda'),
                    help='cpu, cuda or cuda:N (default: cuda)')
-    p.add_argument('--tf32', action='store_true',
-                   help='TF32 on every path (default: exact fp32, TF32 off)')
-    p.add_argument('--batch', type=int, nargs='+', default=[1, 4, 8],
+    p.add_argument('--variants', nargs='+', choices=VARIANTS,
+                   default=list(VARIANTS), help='served and gated, in order')
+    p.add_argument('--batch', type=int, nargs='+', default=[1, 4],
                    help='in-process and eager batch sizes')
-    p.add_argument('--rounds', type=int, default=5,
+    p.add_argument('--rounds', type=int, default=3,
                    help='timed passes over the images per batch size')
-    p.add_argument('--concurrency', type=int, nargs='+',
-                   default=[1, 2, 4, 8, 16])
-    p.add_argument('--seconds', type=float, default=20.0,
+    p.add_argument('--concurrency', type=int, nargs='+', default=[1, 8])
+    p.add_argument('--seconds', type=float, default=8.0,
                    help='served: measurement window per concurrency')
-    p.add_argument('--warmup', type=float, default=5.0)
+    p.add_argument('--warmup', type=float, default=3.0)
     p.add_argument('--no-eager', action='store_true',
                    help='leave PyTorch eager out (it needs torchvision)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'gpu')
@@ -75,73 +93,41 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.images = given_images(args.images)
     except ValueError as exc:
         p.error(str(exc))
-    if min(*args.batch, *args.concurrency, args.rounds) < 1:
-        p.error('--batch, --concurrency and --rounds must be 1 or more')
+    if min(*args.batch, *args.concurrency, args.rounds, args.gate_limit) < 1:
+        p.error('--batch, --concurrency, --rounds and --gate-limit must be 1 '
+                'or more')
     if args.seconds <= 0 or args.warmup < 0:
         p.error('--seconds must be more than 0 and --warmup 0 or more')
     return args
 
 
+def refusal(args: argparse.Namespace) -> str:
+    """Why the sitting cannot start, found before any of it runs."""
+    graphs = [args.fp16 / f'{m}.onnx' for m in (args.model, args.gate_model)]
+    return (args.device.unavailable()
+            or missing(args.repository, args.model)
+            or missing(args.repository, args.gate_model)
+            or next((f'no fp16 graph {g}' for g in graphs if not g.is_file()), '')
+            or next((f'no {p}' for p in (args.ann, args.gate_images)
+                     if not p.exists()), '')
+            or ('' if args.no_eager else eager_unavailable()))
+
+
 def host(device: Device) -> Dict[str, object]:
-    """The card and driver as nvidia-smi names them (the CPU's model on a
-    CPU run) and the packages: numbers mean nothing without them."""
+    """The provenance every result file starts with, the card and driver
+    as nvidia-smi names them (None on a CPU run), and the ONNX Runtime that
+    was imported (a GPU host may have the CPU package installed beside it)."""
+    import onnxruntime
+    card = driver = None
     if device.gpu:
         line = subprocess.run(
             ['nvidia-smi', f'--id={device.index}', '--format=csv,noheader',
              '--query-gpu=name,driver_version'], capture_output=True,
             text=True, timeout=30).stdout
-        name, driver = [field.strip() for field in line.split(',')]
-    else:
-        cpus = [line.split(':', 1)[1].strip() for line in Path(
-            '/proc/cpuinfo').read_text().splitlines()
-            if line.startswith('model name')]
-        name, driver = f'{cpus[0]} ({len(cpus)} CPUs)', None
-    return {'device': name, 'driver': driver,
-            'versions': package_versions(PACKAGES)}
-
-
-def place_repository(source: Path, target: Path, model: str, device: Device,
-                     tf32: bool) -> Path:
-    """A copy of ``model``'s folders in ``source``, set up for this host: its
-    detector placed on ``device`` (instance group, batching, CUDA settings)
-    and its preprocessing given this host's instances; returns the
-    detector's version folder."""
-    from export.capacity import Capacity, available_cpus
-    from export.triton_config import parse, place, to_text
-    shutil.rmtree(target, ignore_errors=True)
-    for part in composing(model) + [model]:
-        shutil.copytree(source / part, target / part, copy_function=os.link)
-    pre_name, detector_name, _ = composing(model)
-    detector = parse((target / detector_name / 'config.pbtxt').read_text())
-    version = target / detector.name / str(
-        detector.version_policy.specific.versions[0])
-    exported = json.loads((version / 'metadata.json').read_text())['capacity']
-    capacity = Capacity(**{**exported, 'cpus': available_cpus(),
-                           'gpu': device.gpu, 'batch_requests': None})
-    place(detector, capacity, device,
-          detector.dynamic_batching.max_queue_delay_microseconds or 2000, tf32)
-    rewrite(target / detector.name / 'config.pbtxt', to_text(detector))
-    pre_path = target / pre_name / 'config.pbtxt'
-    pre = parse(pre_path.read_text())
-    pre.instance_group[0].count = capacity.preprocess_instances
-    rewrite(pre_path, to_text(pre))
-    return version
-
-
-def missing(repository: Path, model: str) -> str:
-    """Why ``model`` cannot be placed from ``repository``, or ''."""
-    absent = [part for part in composing(model) + [model]
-              if not (repository / part / 'config.pbtxt').is_file()]
-    return (f'{repository} holds no exported {model!r} ({", ".join(absent)} '
-            'missing; python -m export -r REPO -m NAME writes them)'
-            if absent else '')
-
-
-def rewrite(path: Path, text: str) -> None:
-    """A new file, not new contents: ``path`` is a hard link into the
-    repository the copy was made from."""
-    path.unlink()
-    path.write_text(text)
+        card, driver = [field.strip() for field in line.split(',')]
+    return {'provenance': provenance(PACKAGES), 'card': card, 'driver': driver,
+            'onnxruntime': {'version': onnxruntime.__version__,
+                            'providers': onnxruntime.get_available_providers()}}
 
 
 def parity(reference: Callable, candidate: Callable,
@@ -213,15 +199,14 @@ def eager_model(params, device: Device, tf32: bool):
 
 def served(version: Path, model: str, reference: Callable,
            payloads: Sequence[bytes], names: Sequence[str],
-           args: argparse.Namespace) -> Dict:
+           args: argparse.Namespace, workdir: Path) -> Dict:
     """The placed repository served: parity against ``reference``, then
-    each concurrency through the ensemble."""
+    each of ``args.concurrency`` through the ensemble."""
     from serve.server import TritonServer
     from triton_frcnn.client import TritonDetector
 
     from .load import drive
-    server = TritonServer.on_free_ports(version.parent.parent,
-                                        workdir=args.out / 'triton')
+    server = TritonServer.on_free_ports(version.parent.parent, workdir=workdir)
     try:
         server.start()
         url = f'127.0.0.1:{server.grpc_port}'
@@ -235,103 +220,192 @@ def served(version: Path, model: str, reference: Callable,
     return {'parity': checked, 'levels': levels, 'report': server.report}
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from serve.server import ServerError, interrupt_on_sigterm
-    reason = (args.device.unavailable() or missing(args.repository, args.model)
-              or ('' if args.no_eager else eager_unavailable()))
-    if reason:
-        print(f'bench.gpu: error: {reason}', file=sys.stderr)
-        return 1
-    images = args.images
-    interrupt_on_sigterm()
-    payloads = [p.read_bytes() for p in images]
-    names = [p.name for p in images]
-    version = place_repository(args.repository, args.out / 'model_repository',
-                               args.model, args.device, args.tf32)
-    from detection.runtime import for_version
-    cpu = for_version(version)  # the reference
-    on_device = for_version(version, args.device.providers(args.tf32))
-    meta = json.loads((version / 'metadata.json').read_text())
-    rows = batched(on_device.detect, payloads,
-                   args.batch, args.rounds, 'onnxruntime')
-    if not args.no_eager:
-        rows.update(batched(eager_model(cpu.params, args.device, args.tf32),
-                            payloads, args.batch, args.rounds, 'pytorch eager'))
-    try:
-        serving = served(version, args.model, cpu, payloads, names, args)
-    except ServerError as exc:
-        print(f'bench.gpu: error: {exc}', file=sys.stderr)
-        return 1
-    report = summarise(args, host(args.device), meta, names, rows,
-                       parity(cpu, on_device, payloads, names), serving)
-    write(report, args.out)
-    print((args.out / 'gpu.md').read_text())
-    return 0
+def placement(variant: str, args: argparse.Namespace, params,
+              model: str) -> Dict:
+    """How ``variant`` differs from fp32 where it is placed."""
+    return {'tf32': variant == 'tf32',
+            'canvas': two_buckets(params) if variant == 'buckets' else (),
+            'graph': args.fp16 / f'{model}.onnx' if variant == 'fp16' else None}
 
 
-def summarise(args, machine: Dict, meta: Dict, names: List[str], rows: Dict,
-              in_process: Dict, serving: Dict) -> Dict:
-    """The report and its ratios: best served throughput over best eager
-    throughput at the same precision (None without eager), and pre/post's
-    share of a request's time in the server at the best concurrency."""
+def serve_variant(variant: str, args: argparse.Namespace, reference,
+                  payloads: Sequence[bytes], names: Sequence[str]) -> Dict:
+    """One placement served: parity against the CPU, throughput at each
+    concurrency, where a request's time goes at the best one."""
     from .load import share
-    model = args.model
-    pre, _, post = composing(model)
+    version = place_repository(
+        args.repository, args.out / 'repositories' / variant, args.model,
+        args.device, **placement(variant, args, reference.params, args.model))
+    serving = served(version, args.model, reference, payloads, names, args,
+                     args.out / 'triton' / variant)
     best = max(serving['levels'], key=lambda row: row['throughput'])
-    fastest = {kind: max((v['images_per_s'] for k, v in rows.items()
-                          if k.startswith(kind)), default=None)
-               for kind in ('onnxruntime', 'pytorch eager')}
-    eager = fastest['pytorch eager']
-    return {
-        **machine, 'precision': 'tf32' if args.tf32 else 'fp32',
-        'images': names, 'model': model, 'served_device': str(args.device),
-        'export_parity_vs_mmdet': meta.get('parity'),
-        'parity': {'in_process': in_process, 'served': serving['parity']},
-        'paths': rows, 'served': serving['levels'],
-        'server_report': serving['report'],
-        'ratios': {
-            'served_vs_pytorch': eager and round(best['throughput'] / eager, 3),
-            'onnxruntime_vs_pytorch': eager and round(
-                fastest['onnxruntime'] / eager, 3),
-            'prepost_share_at_best': round(share(
-                best['models'], [pre, post]), 4),
-            'best_concurrency': best['concurrency']},
-    }
+    pre, _, post = composing(args.model)
+    return {'parity': serving['parity'], 'levels': serving['levels'],
+            'best_throughput': best['throughput'],
+            'best_concurrency': best['concurrency'],
+            'prepost_share_at_best': round(share(best['models'], [pre, post]), 4),
+            'server_report': serving['report']}
+
+
+def gates(args: argparse.Namespace) -> Dict:
+    """AP of the gate model in process on the device: fp32 and each
+    variant, every image taken in turn by all of them."""
+    from detection.coco import CocoSplit
+    from export.accuracy import Run, box_ap
+    version = version_of(args.repository, args.gate_model)
+    reference = for_version(version)
+    classes = (version / 'labels.txt').read_text().split()
+    runs = {}
+    for variant in dict.fromkeys(['fp32', *args.variants]):
+        how = placement(variant, args, reference.params, args.gate_model)
+        runs[variant] = Run(how['graph'] or version / 'model.onnx',
+                            replace(reference.params, canvas=how['canvas']),
+                            args.device.providers(how['tf32']))
+    split = CocoSplit(args.ann, args.gate_images, args.gate_limit)
+    measured = dict(zip(runs, box_ap(list(runs.values()), split, classes)))
+    fp32_ap = measured['fp32'][0]
+    rows = {}
+    for variant, (ap, ms) in measured.items():
+        rows[variant] = {'ap': round(ap, 2), 'ms_per_image': round(ms, 2)}
+        if variant != 'fp32':
+            rows[variant].update(drop=round(fp32_ap - ap, 2),
+                                 max_drop=MAX_DROP[variant],
+                                 passed=fp32_ap - ap <= MAX_DROP[variant])
+    return {'model': args.gate_model, 'images': len(split.image_ids),
+            'rows': rows}
+
+
+def ratios(report: Dict) -> Dict:
+    """The targets, read from the rows by key: served over eager at the
+    same precision (fp32 for fp16 and buckets), exactness, pre/post."""
+    eager = {p: max((r['images_per_s'] for r in report['paths'].get(
+        f'pytorch eager {p}', {}).values()), default=None)
+             for p in ('fp32', 'tf32')}
+    out: Dict = {}
+    for variant, row in report['served'].items():
+        base = eager['tf32' if variant == 'tf32' else 'fp32']
+        out[f'{variant}_served_vs_eager'] = base and round(
+            row['best_throughput'] / base, 3)
+    fp32 = report['served'].get('fp32')
+    if fp32:
+        worst = min(r['fraction'] for r in fp32['parity'].values())
+        speed = out['fp32_served_vs_eager']
+        out['fp32_worst_tight_fraction'] = worst
+        out['targets_met'] = {
+            'exact': worst >= TARGETS['tight_fraction'],
+            'speed': None if speed is None
+            else speed >= TARGETS['served_vs_eager_fp32'],
+            'prepost': fp32['prepost_share_at_best'] <= TARGETS['prepost_share']}
+    return out
+
+
+def placement_line(placed: Dict) -> str:
+    """Each provider's node count, the op types the CPU took beside a GPU,
+    the Memcpy nodes between them."""
+    if 'error' in placed:
+        return f'Node placement not read: {placed["error"]}.'
+    parts = []
+    for name, provider in placed['providers'].items():
+        ops = ', '.join(f'{op} x{n}' for op, n in sorted(provider['ops'].items()))
+        parts.append(f'{name} {provider["nodes"]} nodes'
+                     + (f' ({ops})' if ops and name.startswith('CPU') else ''))
+    parts += [f'{n} Memcpy nodes in {graph}'
+              for graph, n in placed['memcpy'].items()]
+    return 'Node placement of the fp32 graph: ' + '; '.join(parts) + '.'
 
 
 def markdown(report: Dict) -> str:
-    ratios = report['ratios']
-    driver = f', driver {report["driver"]}' if report['driver'] else ''
-    lines = [f'### {report["model"]} on {report["device"]} '
-             f'({report["precision"]}{driver})', '',
+    where = (f'{report["card"]}, driver {report["driver"]}' if report['card']
+             else report['provenance']['machine']['cpu'])
+    lines = [f'### {report["model"]} on {where}, '
+             f'{report["provenance"]["date"][:10]}', '',
              '| path | ms/image | images/s |', '| --- | --- | --- |']
-    lines += [f'| {name} | {row["ms_per_image"]} | {row["images_per_s"]} |'
-              for name, row in report['paths'].items()]
-    lines += [f'| served c={row["concurrency"]} | {row["p50_ms"]} (p50) | '
-              f'{row["throughput"]} |' for row in report['served']]
-    worst = {kind: min(r['fraction'] for r in rows.values())
-             for kind, rows in report['parity'].items()}
-    against = (f'Served / PyTorch eager, best throughput: '
-               f'**{ratios["served_vs_pytorch"]}x** (served at '
-               f'c={ratios["best_concurrency"]}); ONNX Runtime in process / '
-               f'eager: {ratios["onnxruntime_vs_pytorch"]}x'
-               if ratios['served_vs_pytorch'] else
-               f'PyTorch eager left out (--no-eager); best served at '
-               f'c={ratios["best_concurrency"]}')
-    lines += ['', f'{against}; pre/post share of request time at that c: '
-              f'{ratios["prepost_share_at_best"]:.1%}.',
-              f'Parity against ONNX Runtime on the CPU (worst image, top-100 '
-              f'within 0.5 px / 1e-3): in process {worst["in_process"]:.1%}, '
-              f'served {worst["served"]:.1%}.', '']
-    return '\n'.join(lines)
+    lines += [f'| {path} batch {n} | {r["ms_per_image"]} | {r["images_per_s"]} |'
+              for path, rows in report['paths'].items() for n, r in rows.items()]
+    lines += ['', placement_line(report['placement'])]
+    lines += ['', '| served | best images/s (at c) | worst photo tight | '
+              'pre/post share | / eager |', '| --- | --- | --- | --- | --- |']
+    for variant, row in report['served'].items():
+        worst = min(r['fraction'] for r in row['parity'].values())
+        against = report['ratios'][f'{variant}_served_vs_eager']
+        lines.append(f'| {variant} | {row["best_throughput"]} '
+                     f'({row["best_concurrency"]}) | {worst:.1%} | '
+                     f'{row["prepost_share_at_best"]:.1%} | '
+                     f'{f"{against}x" if against else "no eager run"} |')
+    if report['gates']:
+        gate = report['gates']
+        lines += ['', f'mAP gates ({gate["model"]}, {gate["images"]} images): '
+                  + '; '.join(f'{v} AP {r["ap"]}' + (
+                      f' ({-r["drop"]:+.2f}, allowed -{r["max_drop"]}: '
+                      f'{"passed" if r["passed"] else "FAILED"})'
+                      if 'drop' in r else '') for v, r in gate['rows'].items())]
+    return '\n'.join(lines) + '\n'
 
 
-def write(report: Dict, out: Path) -> None:
-    from triton_frcnn.files import write_atomic
+def save(report: Dict, out: Path) -> None:
+    report['ratios'] = ratios(report)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / 'gpu.json', json.dumps(report, indent=2) + '\n')
-    write_atomic(out / 'gpu.md', markdown(report))
+    write_atomic(out / 'performance-gpu.json', json.dumps(report, indent=2) + '\n')
+    write_atomic(out / 'performance-gpu.md', markdown(report))
+
+
+def in_process(args: argparse.Namespace, version: Path, params,
+               payloads: Sequence[bytes]) -> Dict[str, Dict]:
+    """ONNX Runtime on the device, then eager with TF32 off and on."""
+    calls: Dict[str, Callable] = {'onnxruntime fp32': for_version(
+        version, args.device.providers(False)).detect}
+    for tf32 in ([] if args.no_eager else [False, True]):
+        calls[f'pytorch eager {"tf32" if tf32 else "fp32"}'] = eager_model(
+            params, args.device, tf32)
+    out = {}
+    for label, call in calls.items():
+        rows = batched(call, payloads, args.batch, args.rounds, label)
+        out[label] = {n: rows[f'{label} batch {n}'] for n in args.batch}
+    return out
+
+
+def node_placement(graph: Path, device: Device) -> Dict:
+    """Which nodes ONNX Runtime leaves to the CPU beside ``device``'s
+    provider; a failure is recorded, not raised (the sitting goes on)."""
+    from .ort_placement import placement
+    try:
+        return placement(graph, device)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return {'error': str(exc)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from serve.server import ServerError, interrupt_on_sigterm
+    reason = refusal(args)
+    if reason:
+        print(f'bench.gpu: error: {reason}', file=sys.stderr)
+        return 1
+    interrupt_on_sigterm()
+    payloads = [p.read_bytes() for p in args.images]
+    names = [p.name for p in args.images]
+    version = version_of(args.repository, args.model)
+    cpu = for_version(version)  # the reference
+    report: Dict = {**host(args.device), 'model': args.model, 'images': names,
+                    'served_device': str(args.device),
+                    'export_parity_vs_mmdet': json.loads(
+                        (version / 'metadata.json').read_text()).get('parity'),
+                    'placement': node_placement(version / 'model.onnx', args.device),
+                    'paths': in_process(args, version, cpu.params, payloads),
+                    'served': {}, 'gates': None}
+    save(report, args.out)
+    try:
+        for variant in args.variants:
+            report['served'][variant] = serve_variant(variant, args, cpu,
+                                                      payloads, names)
+            save(report, args.out)
+    except ServerError as exc:
+        print(f'bench.gpu: error: {exc}', file=sys.stderr)
+        return 1
+    report['gates'] = gates(args)
+    save(report, args.out)
+    print((args.out / 'performance-gpu.md').read_text())
+    return 0
 
 
 if __name__ == '__main__':

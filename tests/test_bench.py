@@ -60,15 +60,18 @@ def test_report_files(tmp_path):
     assert markdown(report) == text
 
 
+GPU_ARGS = ['-r', 'x', '--fp16', 'x', '--ann', 'x', '--gate-images', 'x']
+
+
 @pytest.mark.parametrize('module, args, line', [
     ('bench', ['--images', '/nonexistent'],
      'no such file or folder: /nonexistent'),
     ('bench', ['--images', 'configs'], 'no images in configs'),
     ('bench', ['--rounds', '0'],
      '--rounds and the concurrency levels must be 1 or more'),
-    ('bench.gpu', ['-r', 'x', '--batch', '4', '0'],
-     '--batch, --concurrency and --rounds must be 1 or more'),
-    ('bench.gpu', ['-r', 'x', '--seconds', '0'],
+    ('bench.gpu', [*GPU_ARGS, '--batch', '4', '0'],
+     '--batch, --concurrency, --rounds and --gate-limit must be 1 or more'),
+    ('bench.gpu', [*GPU_ARGS, '--seconds', '0'],
      '--seconds must be more than 0 and --warmup 0 or more'),
     ('bench.sweep', ['--concurrency', '0'],
      '--concurrency, --rounds and --cpus must be 1 or more'),

@@ -194,8 +194,9 @@ def test_served_on_the_gpu_equals_the_cpu_path(stack, tmp_path):
 def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
         exported, exported_demo, tmp_path):
     """What ``python -m bench.gpu`` serves on a GPU host that has no mmdet:
-    the repository exported here, its detector moved onto the card."""
-    from bench.gpu import place_repository
+    the repository exported here, its detector moved onto the card, warmed
+    up at every batch size, and as a variant on shape buckets."""
+    from bench.placement import place_repository
     from export.capacity import available_cpus
     request, _ = exported
     placed = tmp_path / 'placed'
@@ -212,63 +213,117 @@ def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
     assert params['intra_op_thread_count'] == str(available_cpus())
     assert not config.dynamic_batching.preferred_batch_size  # batches there
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert [(w.batch_size, list(w.inputs['input'].dims))
+            for w in config.model_warmup] == [(n, [3, 320, 320]) for n in range(1, 9)]
     pre = parse((placed / 'demo_preprocess' / 'config.pbtxt').read_text())
     assert pre.instance_group[0].count == max(1, available_cpus() // 2)
+    assert 'canvas' not in pre.parameters
     source = request.repository / 'demo_detector'
     assert parse((source / 'config.pbtxt').read_text()).instance_group[0] \
         .kind == mc.ModelInstanceGroup.KIND_CPU
     assert (version / 'model.onnx').samefile(source / version.name / 'model.onnx')
+    place_repository(request.repository, placed, 'demo', Device('cuda', 1),
+                     tf32=True, canvas=((320, 352), (352, 320)))
+    config = parse((placed / 'demo_detector' / 'config.pbtxt').read_text())
+    assert cuda_options(config) == {'use_tf32': '1'}
+    assert sorted({tuple(w.inputs['input'].dims) for w in config.model_warmup}) \
+        == [(3, 320, 352), (3, 352, 320)] and len(config.model_warmup) == 16
+    pre = parse((placed / 'demo_preprocess' / 'config.pbtxt').read_text())
+    assert pre.parameters['canvas'].string_value == '320x352,352x320'
 
 
-def test_the_gpu_bench_runs_on_a_cpu_and_its_report_adds_up(
-        exported, exported_demo, unseen_images, tmp_path):
+@pytest.fixture(scope='session')
+def demo_fp16_graph(exported, exported_demo, tmp_path_factory):
+    """The folder ``bench.gpu --fp16`` reads: demo.onnx, the demo's graph
+    through the fp16 deploy config's conversion (as ``bench.gpu_pack``
+    makes it)."""
+    from bench.gpu_pack import halve
+    request, _ = exported
+    folder = tmp_path_factory.mktemp('fp16')
+    halve(request.repository, folder, ['demo'])
+    return folder
+
+
+def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
+        exported, exported_demo, demo_fp16_graph, val_split, unseen_images,
+        tmp_path):
     """``python -m bench.gpu --device cpu``: every path ran on the same
-    images, parity is exact (the same CPU), and the ratios are the rows'
-    (PyTorch eager where torchvision loads, as on a GPU host)."""
+    images; fp32 (and TF32, fp32 on a CPU) served exactly; each variant was
+    served as placed; the gates and the ratios are the rows'."""
     from bench import gpu
     request, _ = exported
     out = tmp_path / 'gpu'
     eager = not gpu.eager_unavailable()
     assert gpu.main([
-        '-r', str(request.repository), '-m', 'demo', '--device', 'cpu',
-        '--images', *map(str, unseen_images[:2]), '--batch', '1', '2',
-        '--rounds', '1', '--concurrency', '1', '2', '--seconds', '3',
-        '--warmup', '1', '--out', str(out)] + ([] if eager else ['--no-eager'])
-    ) == 0
-    report = json.loads((out / 'gpu.json').read_text())
-    names = [p.name for p in unseen_images[:2]]
-    for kind in ('in_process', 'served'):
-        assert sorted(report['parity'][kind]) == sorted(names)
-        assert all(row['fraction'] == 1.0
-                   for row in report['parity'][kind].values()), report['parity']
-    assert report['driver'] is None and 'CPUs)' in report['device']
-    rows = report['paths']
-    paths = ['onnxruntime'] + ['pytorch eager'] * eager
-    assert sorted(rows) == [f'{p} batch {n}' for p in paths for n in (1, 2)]
-    for row in rows.values():
-        assert abs(row['ms_per_image'] * row['images_per_s'] - 1000) < 10
+        '-r', str(request.repository), '-m', 'demo', '--gate-model', 'demo',
+        '--fp16', str(demo_fp16_graph), '--ann', str(val_split.ann_file),
+        '--gate-images', str(val_split.image_dir), '--gate-limit', '12',
+        '--device', 'cpu', '--images', *map(str, unseen_images[:2]),
+        '--batch', '1', '2', '--rounds', '1', '--concurrency', '1', '2',
+        '--seconds', '1', '--warmup', '0', '--out', str(out)]
+        + ([] if eager else ['--no-eager'])) == 0
+    report = json.loads((out / 'performance-gpu.json').read_text())
+    names = sorted(p.name for p in unseen_images[:2])
+    assert report['card'] is report['driver'] is None
+    assert report['provenance']['machine']['cpus'] >= 1
+    assert report['onnxruntime']['providers'][-1] == 'CPUExecutionProvider'
+    assert list(report['paths']) == ['onnxruntime fp32'] + [
+        'pytorch eager fp32', 'pytorch eager tf32'] * eager
+    for rows in report['paths'].values():
+        assert sorted(rows) == ['1', '2']
+        assert all(abs(r['ms_per_image'] * r['images_per_s'] - 1000) < 10
+                   for r in rows.values())
     served = report['served']
-    assert [row['concurrency'] for row in served] == [1, 2]
-    assert all(row['errors'] == 0 and row['requests'] > 0 for row in served)
-    best = max(served, key=lambda row: row['throughput'])
+    assert list(served) == list(gpu.VARIANTS)
+    for variant, row in served.items():
+        assert sorted(row['parity']) == names
+        assert [lv['concurrency'] for lv in row['levels']] == [1, 2]
+        assert all(lv['errors'] == 0 and lv['requests'] > 0 for lv in row['levels'])
+        best = max(row['levels'], key=lambda lv: lv['throughput'])
+        assert (row['best_throughput'], row['best_concurrency']) == (
+            best['throughput'], best['concurrency'])
+        spent = {n: m['queue_ms'] + m['compute_ms'] for n, m in best['models'].items()}
+        assert row['prepost_share_at_best'] == round(
+            (spent['demo_preprocess'] + spent['demo_postprocess'])
+            / sum(spent.values()), 4)
+    for variant in ('fp32', 'tf32'):
+        assert all(r['fraction'] == 1.0 for r in served[variant]['parity'].values())
+    assert max(r['max_box_diff'] for r in served['fp16']['parity'].values()) > 0
+    placed = out / 'repositories'
+    assert (placed / 'fp16' / 'demo_detector' / '1' / 'model.onnx').read_bytes() \
+        == (demo_fp16_graph / 'demo.onnx').read_bytes()
+    assert parse((placed / 'buckets' / 'demo_preprocess' / 'config.pbtxt')
+                 .read_text()).parameters['canvas'].string_value == '320x320'
+    gates = report['gates']
+    assert gates['model'] == 'demo' and gates['images'] == 12
+    rows = gates['rows']
+    assert list(rows) == ['fp32', 'tf32', 'fp16', 'buckets'] and rows['fp32']['ap'] > 5
+    assert rows['tf32']['ap'] == rows['fp32']['ap']  # TF32 exists only on a GPU
+    for variant in ('tf32', 'fp16', 'buckets'):
+        row = rows[variant]
+        assert row['drop'] == round(rows['fp32']['ap'] - row['ap'], 2)
+        assert row['passed'] == (row['drop'] <= gpu.MAX_DROP[variant])
     ratios = report['ratios']
-    text = (out / 'gpu.md').read_text()
+    worst = min(r['fraction'] for r in served['fp32']['parity'].values())
+    assert ratios['fp32_worst_tight_fraction'] == worst
+    assert ratios['targets_met']['exact'] is True
+    assert ratios['targets_met']['prepost'] == (
+        served['fp32']['prepost_share_at_best'] <= 0.2)
+    text = (out / 'performance-gpu.md').read_text()
     if eager:
-        fastest = max(rows['pytorch eager batch 1']['images_per_s'],
-                      rows['pytorch eager batch 2']['images_per_s'])
-        assert ratios['served_vs_pytorch'] == round(
-            best['throughput'] / fastest, 3)
-        assert f'**{ratios["served_vs_pytorch"]}x**' in text
+        fastest = max(report['paths']['pytorch eager fp32'].values(),
+                      key=lambda r: r['images_per_s'])['images_per_s']
+        assert ratios['fp32_served_vs_eager'] == round(
+            served['fp32']['best_throughput'] / fastest, 3)
+        assert f'| {ratios["fp32_served_vs_eager"]}x |' in text
     else:
-        assert ratios['served_vs_pytorch'] is ratios['onnxruntime_vs_pytorch'] is None
-        assert f'PyTorch eager left out (--no-eager); best served at c={best["concurrency"]}' in text
-    assert ratios['best_concurrency'] == best['concurrency']
-    spent = {n: m['queue_ms'] + m['compute_ms'] for n, m in best['models'].items()}
-    assert ratios['prepost_share_at_best'] == round(
-        (spent['demo_preprocess'] + spent['demo_postprocess'])
-        / sum(spent.values()), 4)
-    placed = out / 'model_repository' / 'demo_detector'
-    (meta,) = placed.glob('*/metadata.json')
+        assert ratios['fp32_served_vs_eager'] is None
+        assert ratios['targets_met']['speed'] is None
+        assert text.count('| no eager run |') == 4
+    assert f'fp32 AP {rows["fp32"]["ap"]}; tf32 AP' in text
+    cpu_nodes = report['placement']['providers']['CPUExecutionProvider']['nodes']
+    assert f'Node placement of the fp32 graph: CPUExecutionProvider {cpu_nodes} nodes.' in text
+    (meta,) = (placed / 'fp32' / 'demo_detector').glob('*/metadata.json')
     assert report['export_parity_vs_mmdet'] == json.loads(meta.read_text())['parity']
 
 
@@ -295,11 +350,13 @@ def test_the_eager_baseline_does_the_whole_job():
 @pytest.mark.skipif(not no_cuda(), reason='this host has CUDA')
 def test_the_gpu_bench_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
     from bench import gpu
-    assert gpu.main(['-r', str(tmp_path), '--out', str(tmp_path / 'o')]) == 1
+    given = ['--fp16', str(tmp_path), '--ann', str(tmp_path),
+             '--gate-images', str(tmp_path), '--out', str(tmp_path / 'o')]
+    assert gpu.main(['-r', str(tmp_path), *given]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('bench.gpu: error: --device cuda:0')
     assert gpu.main(['-r', str(tmp_path), '-m', 'x', '--device', 'cpu',
-                     '--out', str(tmp_path / 'o')]) == 1
+                     *given]) == 1
     assert capsys.readouterr().err == (
         f"bench.gpu: error: {tmp_path} holds no exported 'x' (x_preprocess, "
         'x_detector, x_postprocess, x missing; python -m export -r REPO -m '
@@ -307,15 +364,60 @@ def test_the_gpu_bench_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
     assert not (tmp_path / 'o').exists()
 
 
-@pytest.mark.skipif(not eager_missing(), reason='torchvision loads here')
-def test_without_torchvision_the_gpu_bench_says_how_to_run(
+def test_the_gpu_sitting_refuses_a_pack_without_fp16_graphs(
         exported, exported_demo, tmp_path, capsys):
     from bench import gpu
     request, _ = exported
     assert gpu.main(['-r', str(request.repository), '-m', 'demo',
-                     '--device', 'cpu', '--out', str(tmp_path / 'o')]) == 1
+                     '--gate-model', 'demo', '--device', 'cpu', '--no-eager',
+                     '--fp16', str(tmp_path), '--ann', str(tmp_path),
+                     '--gate-images', str(tmp_path),
+                     '--out', str(tmp_path / 'o')]) == 1
+    assert capsys.readouterr().err == (
+        f'bench.gpu: error: no fp16 graph {tmp_path}/demo.onnx\n')
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.skipif(not eager_missing(), reason='torchvision loads here')
+def test_without_torchvision_the_gpu_bench_says_how_to_run(
+        exported, exported_demo, demo_fp16_graph, tmp_path, capsys):
+    from bench import gpu
+    request, _ = exported
+    assert gpu.main(['-r', str(request.repository), '-m', 'demo',
+                     '--gate-model', 'demo', '--device', 'cpu',
+                     '--fp16', str(demo_fp16_graph), '--ann', str(tmp_path),
+                     '--gate-images', str(tmp_path),
+                     '--out', str(tmp_path / 'o')]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith('bench.gpu: error: PyTorch eager needs a working '
                            'torchvision (') and line.endswith(
         '); --no-eager leaves it out')
     assert not (tmp_path / 'o').exists()
+
+
+def test_the_node_placement_is_read_from_onnxruntimes_own_log(detector_dir):
+    """On this CPU every node is the CPU provider's, as ONNX Runtime counts
+    them after its optimisations (fewer than the graph file holds); a
+    GPU's log (its lines as ONNX Runtime writes them) splits them."""
+    import onnx
+    from bench.ort_placement import parse, placement
+    nodes = len(onnx.load(str(detector_dir / 'model.onnx'),
+                          load_external_data=False).graph.node)
+    placed = placement(detector_dir / 'model.onnx', Device())
+    (cpu,) = placed['providers'].items()
+    assert cpu[0] == 'CPUExecutionProvider' and 0 < cpu[1]['nodes'] < nodes
+    assert placed['memcpy'] == {}
+    prefix = '2026-12-01 [V:onnxruntime:, session_state.cc:1598 VerifyEachNodeIsAssignedToAnEp] '
+    log = '\n'.join([
+        prefix + 'Node placements',
+        prefix + ' Node(s) placed on [CUDAExecutionProvider]. Number of nodes: 900',
+        prefix + '  Conv (/backbone/conv1/Conv)',
+        prefix + ' Node(s) placed on [CPUExecutionProvider]. Number of nodes: 3',
+        prefix + '  Shape (/rpn/Shape)', prefix + '  Shape (/rpn/Shape_1)',
+        prefix + '  Range (/rpn/Range)',
+        '2026-12-01 [W:onnxruntime:, transformer_memcpy.cc:74 ApplyImpl] 3 Memcpy '
+        'nodes are added to the graph main_graph for CUDAExecutionProvider.'])
+    assert parse(log) == {
+        'providers': {'CUDAExecutionProvider': {'nodes': 900, 'ops': {'Conv': 1}},
+                      'CPUExecutionProvider': {'nodes': 3, 'ops': {'Shape': 2, 'Range': 1}}},
+        'memcpy': {'main_graph': 3}}

@@ -1,0 +1,124 @@
+"""python -m bench.gpu_pack: what the GPU sitting (``python -m bench.gpu``)
+needs, in one tar, for a GPU host that has no network, no mmdet and no onnx
+package.
+
+Made here, on a CPU, once; ``make gpu-pack`` then cuts the tar into parts
+the device tool carries one call at a time (docs/gpu-sitting.md). The tar
+holds:
+
+    wheels/      cp312 wheels pinned in bench/gpu-wheels.txt
+    repository/  r50 (seeded random weights) and demo (the trained
+                 detector), fp32, exported and parity-checked against mmdet
+                 here, each with its GPU placement (configs/gpu.pbtxt)
+    fp16/        r50.onnx, demo.onnx: the float16 conversion of those
+                 graphs, as the export makes it
+    synthetic/   the gate's images and annotations (the demo's val set)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Sequence
+
+from detection import paths
+
+from .placement import version_of
+
+WHEELS = Path(__file__).with_name('gpu-wheels.txt')
+PLATFORMS = ('manylinux_2_35_x86_64', 'manylinux_2_28_x86_64',
+             'manylinux_2_24_x86_64', 'manylinux_2_17_x86_64',
+             'manylinux2014_x86_64')
+MODELS = ('r50', 'demo')  # the measured one, the gated one
+log = logging.getLogger('bench.gpu_pack')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog='python -m bench.gpu_pack',
+                                description=__doc__.splitlines()[0])
+    p.add_argument('--out', type=Path, default=paths.ROOT / '.gpu')
+    p.add_argument('--gate-images', type=int, default=100,
+                   help='val images for the mAP gates (default: %(default)s)')
+    return p.parse_args(argv)
+
+
+def download_wheels(target: Path) -> None:
+    """The device's interpreter is CPython 3.12 on x86-64 Linux; the folder
+    holds the pinned wheels and nothing else (pip's cache keeps this quick)."""
+    shutil.rmtree(target, ignore_errors=True)
+    platforms = [arg for name in PLATFORMS for arg in ('--platform', name)]
+    subprocess.run([sys.executable, '-m', 'pip', 'download', '--quiet',
+                    '--no-deps', '--only-binary=:all:', '--python-version',
+                    '3.12', *platforms, '-r', str(WHEELS), '-d', str(target)],
+                   check=True)
+
+
+def export(repository: Path) -> None:
+    from export.pipeline import Request, run
+    if not paths.RANDOM_R50_CHECKPOINT.exists():
+        from export.random_checkpoint import make
+        make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
+    samples = sorted(paths.SAMPLES.glob('*.jpg'))
+    for name, config, checkpoint in (
+            ('r50', paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT),
+            ('demo', paths.DEMO_CONFIG, paths.DEMO_CHECKPOINT)):
+        if not (repository / name).is_dir():
+            run(Request(config=config, checkpoint=checkpoint, images=samples,
+                        name=name, repository=repository))
+
+
+def halve(repository: Path, target: Path,
+          models: Sequence[str] = MODELS) -> None:
+    """ONNX Runtime's float16 converter with the fp16 deploy config's
+    settings, on each model's exported fp32 graph: ``target/MODEL.onnx``."""
+    from export import fp16, onnx_export
+    from export.formats import FORMATS
+    settings = dict(onnx_export.load_deploy_config(
+        FORMATS['onnxruntime-fp16'].deploy_config_path)
+        .backend_config.common_config)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in models:
+        fp32 = version_of(repository, name) / 'model.onnx'
+        if not (target / f'{name}.onnx').exists():
+            fp16.convert(fp32, settings, target / f'{name}.onnx')
+
+
+def gate_set(target: Path, count: int) -> None:
+    from synthetic.generate import write_split
+    write_split(target, 'val', count, seed=1)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from export.__main__ import setup_logging
+    from export.errors import ExportError
+    setup_logging(verbose=False)
+    out = args.out
+    try:
+        download_wheels(out / 'wheels')
+        export(out / 'repository')
+    except subprocess.CalledProcessError:
+        print('bench.gpu_pack: error: pip could not download the wheels '
+              f'in {WHEELS.name} (above)', file=sys.stderr)
+        return 1
+    except ExportError as exc:
+        print(f'bench.gpu_pack: error: {exc}', file=sys.stderr)
+        return 1
+    halve(out / 'repository', out / 'fp16')
+    gate_set(out / 'synthetic', args.gate_images)
+    with tarfile.open(out / 'sitting.tar', 'w') as tar:
+        for part in ('wheels', 'repository', 'fp16', 'synthetic'):
+            tar.add(out / part, arcname=part)
+    size = (out / 'sitting.tar').stat().st_size / 2**20
+    log.info('%s: %.0f MiB (%s)', out / 'sitting.tar', size, json.dumps(
+        sorted(p.name for p in (out / 'wheels').iterdir())))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

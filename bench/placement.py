@@ -1,0 +1,79 @@
+"""An exported repository placed on this host's device, as a copy: what a GPU
+host without mmdet serves (``python -m bench.gpu``), the graph files
+hard-linked, the configs rewritten."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Optional, Sequence
+
+from export.device import Device
+from export.ensemble import composing
+
+
+def version_of(repository: Path, model: str) -> Path:
+    """The detector version the ensemble ``model`` is pinned to."""
+    from export.triton_config import parse
+    detector = composing(model)[1]
+    config = parse((repository / detector / 'config.pbtxt').read_text())
+    return repository / detector / str(config.version_policy.specific.versions[0])
+
+
+def place_repository(source: Path, target: Path, model: str, device: Device,
+                     tf32: bool, canvas: Sequence = (),
+                     graph: Optional[Path] = None) -> Path:
+    """A copy of ``model``'s folders in ``source``, set up for this host: its
+    detector placed on ``device`` (instance group, batching, CUDA settings,
+    a warm-up of every padded size at every batch size) and its
+    preprocessing given this host's instances; ``canvas``: shape buckets,
+    as a GPU placement's preprocessing carries them; ``graph``: another
+    graph file for the detector (the fp16 one). Returns the detector's
+    version folder."""
+    from detection.preprocess import Preprocessing, sizes
+    from export.capacity import Capacity, available_cpus
+    from export.triton_config import parse, place, to_text, warm_up
+    shutil.rmtree(target, ignore_errors=True)
+    for part in composing(model) + [model]:
+        shutil.copytree(source / part, target / part, copy_function=os.link)
+    pre_name, detector_name, _ = composing(model)
+    detector = parse((target / detector_name / 'config.pbtxt').read_text())
+    version = target / detector.name / str(
+        detector.version_policy.specific.versions[0])
+    meta = json.loads((version / 'metadata.json').read_text())
+    capacity = Capacity(**{**meta['capacity'], 'cpus': available_cpus(),
+                           'gpu': device.gpu, 'batch_requests': None})
+    place(detector, capacity, device,
+          detector.dynamic_batching.max_queue_delay_microseconds or 2000, tf32)
+    params = Preprocessing.from_dict(meta['preprocessing'])
+    warm_up(detector, canvas or params.canvas or (params.largest,), device.gpu)
+    rewrite(target / detector.name / 'config.pbtxt', to_text(detector))
+    if graph is not None:
+        (version / 'model.onnx').unlink()
+        shutil.copyfile(graph, version / 'model.onnx')
+    pre_path = target / pre_name / 'config.pbtxt'
+    pre = parse(pre_path.read_text())
+    pre.instance_group[0].count = capacity.preprocess_instances
+    if canvas:
+        pre.parameters['canvas'].string_value = sizes(canvas)
+    rewrite(pre_path, to_text(pre))
+    return version
+
+
+def missing(repository: Path, model: str) -> str:
+    """Why ``model`` cannot be placed from ``repository``, or ''."""
+    absent = [part for part in composing(model) + [model]
+              if not (repository / part / 'config.pbtxt').is_file()]
+    return (f'{repository} holds no exported {model!r} ({", ".join(absent)} '
+            'missing; python -m export -r REPO -m NAME writes them)'
+            if absent else '')
+
+
+def rewrite(path: Path, text: str) -> None:
+    """A new file, not new contents: ``path`` is a hard link into the
+    repository the copy was made from."""
+    path.unlink()
+    path.write_text(text)
+
+
