@@ -17,43 +17,19 @@ import argparse
 import json
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Dict, List
 
 import numpy as np
 from tqdm import tqdm
 from triton_frcnn.files import given_images
 
 from detection import paths
+from export.formats import FORMATS, Format
+from ground.cli import run
 
-
-def latency_stats(latencies: Sequence[float], wall: float, count: int) -> Dict:
-    ms = np.asarray(latencies) * 1000
-    return {'p50_ms': round(float(np.percentile(ms, 50)), 1),
-            'p95_ms': round(float(np.percentile(ms, 95)), 1),
-            'throughput_ips': round(count / wall, 3), 'requests': count}
-
-
-def timed(call: Callable[[bytes], object], payloads: List[bytes], rounds: int,
-          concurrency: int, bar) -> Dict:
-    """Warm up on every image, then ``rounds`` passes with ``concurrency``
-    calls in flight."""
-    for payload in payloads:
-        call(payload)
-    jobs = payloads * rounds
-
-    def one(payload):
-        start = time.perf_counter()
-        call(payload)
-        bar.update()
-        return time.perf_counter() - start
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, jobs))
-    return latency_stats(latencies, time.perf_counter() - start, len(jobs))
+from .timing import timed
 
 
 def parse_args(argv=None):
@@ -90,38 +66,34 @@ def parse_args(argv=None):
     return args
 
 
-FORMATS = (('fp32', 'onnxruntime'), ('int8', 'onnxruntime-int8'),
-           ('openvino', 'openvino'))
+BENCHED = {f.bench: f for f in FORMATS.values() if f.bench}  # by row format
+BASELINE = 'fp32'  # what the other formats are compared with
+
+
+def in_process_label(fmt: Format) -> str:
+    """``onnxruntime``, ``onnxruntime int8``, ``openvino``."""
+    return fmt.backend + ('' if fmt.precision == 'fp32' else f' {fmt.precision}')
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from export.__main__ import setup_logging
-    from export.errors import ExportError
-    from serve.server import ServerError, interrupt_on_sigterm
+    return run('bench', lambda: bench(args))
 
-    setup_logging(verbose=False)
-    interrupt_on_sigterm()
+
+def bench(args: argparse.Namespace) -> int:
     images = args.images
     payloads = [p.read_bytes() for p in images]
-    try:
-        requests, exports, model = export_all(args, images)
-        params = preprocessing_of(exports['fp32'])
-        with tempfile.TemporaryDirectory(prefix='bench-') as tmp:
-            work = Path(tmp)
-            rows, load = in_process(model, exports, params, images, payloads,
-                                    args.rounds, work)
-            served, perf_note = served_paths(requests, payloads, params, args,
-                                             work)
-    except (ExportError, ServerError) as exc:
-        print(f'bench: error: {exc}', file=sys.stderr)
-        return 1
+    requests, exports, model = export_all(args, images)
+    params = preprocessing_of(exports[BASELINE])
+    with tempfile.TemporaryDirectory(prefix='bench-') as tmp:
+        work = Path(tmp)
+        rows, load = in_process(model, exports, params, images, payloads,
+                                args.rounds, work)
+        served, perf_note = served_paths(requests, payloads, params, args,
+                                         work)
     from .report import write
-    from detection.versions import provenance
-    report = {'provenance': provenance(), **summarise(
-        args, images, model, params, payloads, {**rows, **served}, perf_note,
-        load)}
-    write(report, args.out)
+    write(summarise(args, images, model, params, payloads, {**rows, **served},
+                    perf_note, load), args.out)
     print((args.out / 'bench.md').read_text())
     return 0
 
@@ -142,8 +114,8 @@ def export_all(args, images):
         make(args.config, args.checkpoint)
     requests = {key: Request(
         config=args.config, checkpoint=args.checkpoint, images=images,
-        name=args.name, repository=repository, format=fmt,
-        calibration=images, accuracy_gate=False) for key, fmt in FORMATS}
+        name=args.name, repository=repository, format=fmt.name,
+        calibration=images, accuracy_gate=False) for key, fmt in BENCHED.items()}
     exports = {key: ensure(request) for key, request in requests.items()}
     return requests, exports, detector_model.load(args.config,
                                                   args.checkpoint)[0]
@@ -165,26 +137,31 @@ def in_process(model, exports, params, images, payloads, rounds: int,
     from export.parity import mmdet_detections
 
     from . import ort_options
-    fp32 = exports['fp32'] / 'model.onnx'
+    fp32 = exports[BASELINE] / 'model.onnx'
     variants = ort_options.variants(fp32, work)
     load = {'model.onnx, full optimisation': ort_options.load_seconds(
                 fp32, ort_options.session_options()),
             'saved optimised model': ort_options.load_seconds(
                 *variants['saved optimised model'])}
     by_payload = dict(zip(payloads, images))  # mmdet reads the file
-    calls = {'pytorch': lambda b: mmdet_detections(model, by_payload[b]),
-             'preprocessing only': lambda b: prepare(decode(b), params),
-             'onnxruntime': OnnxDetector(fp32, params)}
-    calls.update({f'onnxruntime {name}': OnnxDetector(path, params,
-                                                      options=options)
+    calls = {('pytorch', Row('pytorch')): lambda b: mmdet_detections(
+                 model, by_payload[b]),
+             ('preprocessing only', Row('preprocessing')):
+                 lambda b: prepare(decode(b), params),
+             (in_process_label(BENCHED[BASELINE]), Row('in process', BASELINE)):
+                 OnnxDetector(fp32, params)}
+    calls.update({(f'onnxruntime {name}', Row('in process', BASELINE, name)):
+                  OnnxDetector(path, params, options=options)
                   for name, (path, options) in variants.items()})
-    calls['onnxruntime int8'] = for_version(exports['int8'])
-    calls['openvino'] = for_version(exports['openvino'])
+    calls.update({(in_process_label(fmt), Row('in process', key)):
+                  for_version(exports[key])
+                  for key, fmt in BENCHED.items() if key != BASELINE})
     rows = {}
     with tqdm(total=len(payloads) * rounds * len(calls), unit='img',
               desc='in process', file=sys.stderr) as bar:
-        for name in list(calls):
-            rows[name] = timed(calls.pop(name), payloads, rounds, 1, bar)
+        for (label, key) in list(calls):
+            rows[label] = key.tag(timed(calls.pop((label, key)), payloads,
+                                        rounds, 1, bar))
     return rows, load
 
 
@@ -195,24 +172,25 @@ def served_paths(requests, payloads, params, args, work: Path):
     from tools.stack import served
 
     from . import perf_analyzer, serving_variants
-    levels = [(requests['fp32'].served_name, '', c) for c in args.concurrency]
-    levels += [(requests[key].served_name, f' {key}', c)
-               for key in ('int8', 'openvino') for c in args.other_concurrency]
+    levels = [(BASELINE, c) for c in args.concurrency]
+    levels += [(key, c) for key in BENCHED if key != BASELINE
+               for c in args.other_concurrency]
     sample = prepare(decode(payloads[0]), params)  # perf_analyzer's input
-    repository = requests['fp32'].repository
+    repository = requests[BASELINE].repository
     rows: Dict[str, Dict] = {}
     unstable: List[str] = []
     reason = perf_analyzer.unavailable()
     with served(repository) as stack, tqdm(
             total=len(payloads) * args.rounds * len(levels), unit='img',
             desc='triton', file=sys.stderr) as bar:
-        for name, label, c in levels:
-            with stack.detector(name) as det:
-                rows[f'triton{label} c={c}'] = timed(
-                    det.infer_bytes, payloads, args.rounds, c, bar)
+        for key, c in levels:
+            label = '' if key == BASELINE else f' {key}'
+            with stack.detector(requests[key].served_name) as det:
+                rows[f'triton{label} c={c}'] = Row('triton', key, '', c).tag(
+                    timed(det.infer_bytes, payloads, args.rounds, c, bar))
         try:
             for key, request in requests.items() if reason is None else ():
-                label = '' if key == 'fp32' else f' {key}'
+                label = '' if key == BASELINE else f' {key}'
                 rows.update(perf_analyzer.run(
                     stack.grpc_url, request.detector_name, sample,
                     args.perf_concurrency, work, label))
@@ -223,7 +201,7 @@ def served_paths(requests, payloads, params, args, work: Path):
     try:
         if reason is None:
             rows.update(serving_variants.measure(
-                repository, requests['fp32'].detector_name, sample,
+                repository, requests[BASELINE].detector_name, sample,
                 args.variant_concurrency, work))
     except perf_analyzer.PerfAnalyzerError as exc:
         reason = str(exc)
@@ -240,8 +218,8 @@ def summarise(args, images, model, params, payloads, rows: Dict[str, Dict],
     sizes = [prepare(decode(p), params).tensor.shape[1:] for p in payloads]
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))
     top = max((peak := peak_gflops()).values())
-    achieved = {path: gflops * rows[path]['throughput_ips']
-                for path in ('onnxruntime', 'openvino')}
+    achieved = {runtime: gflops * measured(rows, 'in process', fmt)[0]['throughput_ips']
+                for runtime, fmt in (('onnxruntime', 'fp32'), ('openvino', 'openvino'))}
     return {
         'images': [p.name for p in images], 'rounds': args.rounds,
         'model': str(args.config.name), 'paths': rows,
@@ -256,30 +234,56 @@ def summarise(args, images, model, params, payloads, rows: Dict[str, Dict],
     }
 
 
+@dataclass(frozen=True)
+class Row:
+    """What a row measured, written into it: the ratios find rows by these
+    fields, so a row's label (the report's display name) is free to change."""
+    path: str                # pytorch, preprocessing, in process, triton
+    format: str = ''         # fp32, int8, openvino
+    variant: str = ''        # an ONNX Runtime session-option variant
+    concurrency: int = 0     # requests in flight (served paths)
+
+    def tag(self, row: Dict) -> Dict:
+        return {**row, **asdict(self)}
+
+
+def measured(rows: Dict[str, Dict], path: str, fmt: str = '',
+             concurrency: int = 0) -> List[Dict]:
+    """The rows of ``path`` and ``fmt`` (no session-option variant), at
+    ``concurrency`` if one is named."""
+    found = [r for r in rows.values()
+             if (r.get('path'), r.get('format'), r.get('variant')) == (path, fmt, '')
+             and concurrency in (0, r.get('concurrency'))]
+    if not found:
+        raise KeyError(f'no row measured {path} {fmt} c={concurrency}')
+    return found
+
+
 def ratios(rows: Dict[str, Dict]) -> Dict[str, float]:
     """The comparisons the performance notes quote, from one run's rows."""
-    def ips(path: str) -> float:
-        return rows[path]['throughput_ips']
+    def ips(path: str, fmt: str = '') -> float:
+        (row,) = measured(rows, path, fmt)
+        return row['throughput_ips']
 
-    def best(prefix: str) -> float:
-        return max(v['throughput_ips'] for k, v in rows.items()
-                   if k.startswith(prefix))
+    def best(fmt: str) -> float:
+        return max(r['throughput_ips'] for r in measured(rows, 'triton', fmt))
 
-    def p50(path: str) -> float:
-        return rows[path]['p50_ms']
+    def p50(path: str, fmt: str = '', concurrency: int = 0) -> float:
+        (row,) = measured(rows, path, fmt, concurrency)
+        return row['p50_ms']
 
+    pytorch, fp32 = ips('pytorch'), ips('in process', 'fp32')
     pairs = {
-        'triton_c1_latency_vs_onnxruntime': (p50('triton c=1'), p50('onnxruntime')),
-        'triton_best_throughput_vs_pytorch': (best('triton c='), ips('pytorch')),
-        'onnxruntime_throughput_vs_pytorch': (ips('onnxruntime'), ips('pytorch')),
-        'int8_throughput_vs_fp32': (ips('onnxruntime int8'), ips('onnxruntime')),
-        'triton_int8_best_throughput_vs_pytorch': (best('triton int8 c='),
-                                                   ips('pytorch')),
-        'openvino_throughput_vs_onnxruntime': (ips('openvino'), ips('onnxruntime')),
-        'triton_openvino_best_throughput_vs_pytorch': (best('triton openvino c='),
-                                                       ips('pytorch')),
-        'preprocessing_share_of_onnxruntime': (p50('preprocessing only'),
-                                               p50('onnxruntime')),
+        'triton_c1_latency_vs_onnxruntime': (p50('triton', 'fp32', 1),
+                                             p50('in process', 'fp32')),
+        'triton_best_throughput_vs_pytorch': (best('fp32'), pytorch),
+        'onnxruntime_throughput_vs_pytorch': (fp32, pytorch),
+        'int8_throughput_vs_fp32': (ips('in process', 'int8'), fp32),
+        'triton_int8_best_throughput_vs_pytorch': (best('int8'), pytorch),
+        'openvino_throughput_vs_onnxruntime': (ips('in process', 'openvino'), fp32),
+        'triton_openvino_best_throughput_vs_pytorch': (best('openvino'), pytorch),
+        'preprocessing_share_of_onnxruntime': (p50('preprocessing'),
+                                               p50('in process', 'fp32')),
     }
     return {name: round(a / b, 3) for name, (a, b) in pairs.items()}
 

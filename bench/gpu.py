@@ -37,16 +37,20 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from triton_frcnn.files import given_images, write_atomic
+from triton_frcnn.files import given_images
 
 from detection import paths
 from detection.preprocess import two_buckets
 from detection.runtime import for_version
-from detection.versions import MEASURED_WITH, provenance
+from ground import cli
+from ground.results import headed, write_report
+from ground.versions import MEASURED_WITH
 from export.device import Device
 from export.ensemble import composing
 
+from .ort_placement import placement as node_placement
 from .placement import missing, place_repository, version_of
+from .timing import timed
 
 PACKAGES = (*MEASURED_WITH, 'torchvision', 'onnxruntime-gpu',
             'opencv-python-headless')
@@ -114,9 +118,9 @@ def refusal(args: argparse.Namespace) -> str:
 
 
 def host(device: Device) -> Dict[str, object]:
-    """The provenance every result file starts with, the card and driver
-    as nvidia-smi names them (None on a CPU run), and the ONNX Runtime that
-    was imported (a GPU host may have the CPU package installed beside it)."""
+    """The card and driver as nvidia-smi names them (None on a CPU run),
+    and the ONNX Runtime that was imported (a GPU host may have the CPU
+    package installed beside it)."""
     import onnxruntime
     card = driver = None
     if device.gpu:
@@ -125,7 +129,7 @@ def host(device: Device) -> Dict[str, object]:
              '--query-gpu=name,driver_version'], capture_output=True,
             text=True, timeout=30).stdout
         card, driver = [field.strip() for field in line.split(',')]
-    return {'provenance': provenance(PACKAGES), 'card': card, 'driver': driver,
+    return {'card': card, 'driver': driver,
             'onnxruntime': {'version': onnxruntime.__version__,
                             'providers': onnxruntime.get_available_providers()}}
 
@@ -149,7 +153,6 @@ def batched(call: Callable[[List[bytes]], object], payloads: Sequence[bytes],
     """ms per image and images/s of ``call`` on batches of one image
     repeated (one padded size, as a request batch must be), after a warm-up
     pass on each (a new size makes cuDNN choose its algorithms anew)."""
-    from .__main__ import timed
     rows = {}
     for size in batches:
         chunks = [[payload] * size for payload in payloads]
@@ -220,7 +223,7 @@ def served(version: Path, model: str, reference: Callable,
     return {'parity': checked, 'levels': levels, 'report': server.report}
 
 
-def placement(variant: str, args: argparse.Namespace, params,
+def how_placed(variant: str, args: argparse.Namespace, params,
               model: str) -> Dict:
     """How ``variant`` differs from fp32 where it is placed."""
     return {'tf32': variant == 'tf32',
@@ -235,7 +238,7 @@ def serve_variant(variant: str, args: argparse.Namespace, reference,
     from .load import share
     version = place_repository(
         args.repository, args.out / 'repositories' / variant, args.model,
-        args.device, **placement(variant, args, reference.params, args.model))
+        args.device, **how_placed(variant, args, reference.params, args.model))
     serving = served(version, args.model, reference, payloads, names, args,
                      args.out / 'triton' / variant)
     best = max(serving['levels'], key=lambda row: row['throughput'])
@@ -257,7 +260,7 @@ def gates(args: argparse.Namespace) -> Dict:
     classes = (version / 'labels.txt').read_text().split()
     runs = {}
     for variant in dict.fromkeys(['fp32', *args.variants]):
-        how = placement(variant, args, reference.params, args.gate_model)
+        how = how_placed(variant, args, reference.params, args.gate_model)
         runs[variant] = Run(how['graph'] or version / 'model.onnx',
                             replace(reference.params, canvas=how['canvas']),
                             args.device.providers(how['tf32']))
@@ -282,11 +285,12 @@ def ratios(report: Dict) -> Dict:
         f'pytorch eager {p}', {}).values()), default=None)
              for p in ('fp32', 'tf32')}
     out: Dict = {}
-    for variant, row in report['served'].items():
+    served = {v: row for v, row in report['served'].items() if 'error' not in row}
+    for variant, row in served.items():
         base = eager['tf32' if variant == 'tf32' else 'fp32']
         out[f'{variant}_served_vs_eager'] = base and round(
             row['best_throughput'] / base, 3)
-    fp32 = report['served'].get('fp32')
+    fp32 = served.get('fp32')
     if fp32:
         worst = min(r['fraction'] for r in fp32['parity'].values())
         speed = out['fp32_served_vs_eager']
@@ -326,13 +330,18 @@ def markdown(report: Dict) -> str:
     lines += ['', '| served | best images/s (at c) | worst photo tight | '
               'pre/post share | / eager |', '| --- | --- | --- | --- | --- |']
     for variant, row in report['served'].items():
+        if 'error' in row:
+            lines.append(f'| {variant} | failed: {row["error"]} | | | |')
+            continue
         worst = min(r['fraction'] for r in row['parity'].values())
         against = report['ratios'][f'{variant}_served_vs_eager']
         lines.append(f'| {variant} | {row["best_throughput"]} '
                      f'({row["best_concurrency"]}) | {worst:.1%} | '
                      f'{row["prepost_share_at_best"]:.1%} | '
                      f'{f"{against}x" if against else "no eager run"} |')
-    if report['gates']:
+    if report['gates'] and 'error' in report['gates']:
+        lines += ['', f'mAP gates failed: {report["gates"]["error"]}']
+    elif report['gates']:
         gate = report['gates']
         lines += ['', f'mAP gates ({gate["model"]}, {gate["images"]} images): '
                   + '; '.join(f'{v} AP {r["ap"]}' + (
@@ -344,9 +353,7 @@ def markdown(report: Dict) -> str:
 
 def save(report: Dict, out: Path) -> None:
     report['ratios'] = ratios(report)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / 'performance-gpu.json', json.dumps(report, indent=2) + '\n')
-    write_atomic(out / 'performance-gpu.md', markdown(report))
+    write_report(out / 'performance-gpu.json', report, markdown, PACKAGES)
 
 
 def in_process(args: argparse.Namespace, version: Path, params,
@@ -364,48 +371,48 @@ def in_process(args: argparse.Namespace, version: Path, params,
     return out
 
 
-def node_placement(graph: Path, device: Device) -> Dict:
-    """Which nodes ONNX Runtime leaves to the CPU beside ``device``'s
-    provider; a failure is recorded, not raised (the sitting goes on)."""
-    from .ort_placement import placement
-    try:
-        return placement(graph, device)
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        return {'error': str(exc)}
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from serve.server import ServerError, interrupt_on_sigterm
     reason = refusal(args)
     if reason:
-        print(f'bench.gpu: error: {reason}', file=sys.stderr)
-        return 1
-    interrupt_on_sigterm()
+        return cli.error('bench.gpu', reason)
+    return cli.run('bench.gpu', lambda: sitting(args))
+
+
+def attempt(step: Callable[[], Dict]) -> Dict:
+    """A step's rows, or the one line of why it failed: the sitting goes on
+    to the next step (there is no second sitting)."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001  anything a server or a runtime raises
+        return {'error': f'{type(exc).__name__}: '
+                         f'{(str(exc).strip().splitlines() or [""])[0]}'}
+
+
+def sitting(args: argparse.Namespace) -> int:
     payloads = [p.read_bytes() for p in args.images]
     names = [p.name for p in args.images]
     version = version_of(args.repository, args.model)
     cpu = for_version(version)  # the reference
-    report: Dict = {**host(args.device), 'model': args.model, 'images': names,
-                    'served_device': str(args.device),
-                    'export_parity_vs_mmdet': json.loads(
-                        (version / 'metadata.json').read_text()).get('parity'),
-                    'placement': node_placement(version / 'model.onnx', args.device),
-                    'paths': in_process(args, version, cpu.params, payloads),
-                    'served': {}, 'gates': None}
+    report = headed({
+        **host(args.device), 'model': args.model, 'images': names,
+        'served_device': str(args.device),
+        'export_parity_vs_mmdet': json.loads(
+            (version / 'metadata.json').read_text()).get('parity'),
+        'placement': attempt(lambda: node_placement(version / 'model.onnx',
+                                                    args.device)),
+        'paths': in_process(args, version, cpu.params, payloads),
+        'served': {}, 'gates': None}, PACKAGES)
     save(report, args.out)
-    try:
-        for variant in args.variants:
-            report['served'][variant] = serve_variant(variant, args, cpu,
-                                                      payloads, names)
-            save(report, args.out)
-    except ServerError as exc:
-        print(f'bench.gpu: error: {exc}', file=sys.stderr)
-        return 1
-    report['gates'] = gates(args)
+    for variant in args.variants:
+        report['served'][variant] = attempt(lambda: serve_variant(
+            variant, args, cpu, payloads, names))
+        save(report, args.out)
+    report['gates'] = attempt(lambda: gates(args))
     save(report, args.out)
     print((args.out / 'performance-gpu.md').read_text())
-    return 0
+    failed = [v for v, row in report['served'].items() if 'error' in row]
+    return 1 if failed or 'error' in report['gates'] else 0
 
 
 if __name__ == '__main__':

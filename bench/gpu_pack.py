@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from detection import paths
+from ground.cli import Failure, run
 
 from .placement import version_of
 
@@ -52,10 +53,12 @@ def download_wheels(target: Path) -> None:
     holds the pinned wheels and nothing else (pip's cache keeps this quick)."""
     shutil.rmtree(target, ignore_errors=True)
     platforms = [arg for name in PLATFORMS for arg in ('--platform', name)]
-    subprocess.run([sys.executable, '-m', 'pip', 'download', '--quiet',
-                    '--no-deps', '--only-binary=:all:', '--python-version',
-                    '3.12', *platforms, '-r', str(WHEELS), '-d', str(target)],
-                   check=True)
+    done = subprocess.run([sys.executable, '-m', 'pip', 'download', '--quiet',
+                           '--no-deps', '--only-binary=:all:', '--python-version',
+                           '3.12', *platforms, '-r', str(WHEELS), '-d', str(target)])
+    if done.returncode:
+        raise Failure(f'pip could not download the wheels in {WHEELS.name} '
+                      '(above)')
 
 
 def export(repository: Path) -> None:
@@ -95,22 +98,14 @@ def gate_set(target: Path, count: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from export.__main__ import setup_logging
-    from export.errors import ExportError
-    setup_logging(verbose=False)
-    out = args.out
-    try:
-        download_wheels(out / 'wheels')
-        export(out / 'repository')
-    except subprocess.CalledProcessError:
-        print('bench.gpu_pack: error: pip could not download the wheels '
-              f'in {WHEELS.name} (above)', file=sys.stderr)
-        return 1
-    except ExportError as exc:
-        print(f'bench.gpu_pack: error: {exc}', file=sys.stderr)
-        return 1
+    return run('bench.gpu_pack', lambda: pack(args.out, args.gate_images))
+
+
+def pack(out: Path, gate_images: int) -> int:
+    download_wheels(out / 'wheels')
+    export(out / 'repository')
     halve(out / 'repository', out / 'fp16')
-    gate_set(out / 'synthetic', args.gate_images)
+    gate_set(out / 'synthetic', gate_images)
     with tarfile.open(out / 'sitting.tar', 'w') as tar:
         for part in ('wheels', 'repository', 'fp16', 'synthetic'):
             tar.add(out / part, arcname=part)

@@ -21,6 +21,8 @@ import numpy as np
 from triton_frcnn.files import given_images
 
 from detection import paths
+from ground import cli
+from ground.results import write_report
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,19 +73,13 @@ def compare(versions: List[Path], images: List[Path], rounds: int) -> Dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from detection.versions import provenance
-    from serve.server import interrupt_on_sigterm
-    from triton_frcnn.files import write_atomic
-    interrupt_on_sigterm()
-    try:
-        report = {'provenance': provenance(),
-                  **compare(args.versions, args.images, args.rounds)}
-    except KeyboardInterrupt:
-        print('graphs: interrupted', file=sys.stderr)
-        return 130
-    write_atomic(args.out / 'graphs.json', json.dumps(report, indent=2) + '\n')
-    print(json.dumps({k: v for k, v in report.items() if k != 'provenance'},
-                     indent=2))
+    return cli.run('graphs', lambda: graphs(args))
+
+
+def graphs(args: argparse.Namespace) -> int:
+    report = compare(args.versions, args.images, args.rounds)
+    write_report(args.out / 'graphs.json', report)
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -1,8 +1,9 @@
 """bench.md, bench.json and bench.png from one run's report."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ground.results import write_report
 
 
 def markdown(report: dict) -> str:
@@ -49,9 +50,7 @@ def write(report: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'bench.json').write_text(json.dumps(report, indent=2) + '\n')
-    (out / 'bench.md').write_text(markdown(report))
+    report = write_report(out / 'bench.json', report, markdown)
     names = list(report['paths'])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.barh(names, [report['paths'][n]['throughput_ips'] for n in names])

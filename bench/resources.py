@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Dict, List
 
 from detection import paths
+from ground.cli import run
+from ground.results import write_report
 
 # a pod's memory: the peak resident set with this much room above it,
 # rounded up to this step (Kubernetes kills a container at its limit)
@@ -140,23 +142,11 @@ def markdown(report: Dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from detection.versions import provenance
-    from export.__main__ import setup_logging
-    from export.errors import ExportError
-    from serve.server import ServerError, interrupt_on_sigterm
-    from triton_frcnn.files import write_atomic
-    setup_logging(verbose=False)
-    interrupt_on_sigterm()
-    try:
-        report = {'provenance': provenance(), **measure(args)}
-    except (ExportError, ServerError) as exc:
-        print(f'resources: error: {exc}', file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print('resources: interrupted', file=sys.stderr)
-        return 130
-    write_atomic(args.out / 'resources.json', json.dumps(report, indent=2) + '\n')
-    write_atomic(args.out / 'resources.md', markdown(report))
+    return run('resources', lambda: resources(args))
+
+
+def resources(args: argparse.Namespace) -> int:
+    report = write_report(args.out / 'resources.json', measure(args), markdown)
     print(markdown(report))
     return 0 if report['failed'] == report['mismatched'] == 0 else 1
 

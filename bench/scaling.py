@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 from detection import paths
+from ground.cli import run
+from ground.results import write_report
 
 REPLICAS = (1, 2)
 # how often each replica looks for a new version in the store: as a
@@ -140,36 +141,28 @@ def cpu_seconds(processes: list) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from export.__main__ import setup_logging
-    from export.errors import ExportError
-    from serve.server import interrupt_on_sigterm
-    from tools.cluster import ClusterError
-    setup_logging(verbose=False)
-    interrupt_on_sigterm()
+    return run('scaling', lambda: scaling(args))
+
+
+def scaling(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        repository = export_once(args.out)
-        payloads = [p.read_bytes() for p in
-                    sorted((args.out / 'images' / 'val').glob('*.jpg'))]
-        rows = []
-        for n in REPLICAS:
-            for row in measure(repository, n, args, payloads):
-                rows.append(row)
-                print(f'[scaling] {n} replica(s), {row["path"]}: '
-                      f'{row["throughput"]} img/s, p50 {row["p50_ms"]} ms, '
-                      f'{row["errors"]} errors', file=sys.stderr, flush=True)
-    except (ExportError, ClusterError) as exc:
-        print(f'scaling: error: {exc}', file=sys.stderr)
-        return 1
-    from detection.versions import provenance
-    report = {'provenance': provenance(),
-              'model': 'demo', 'concurrency': args.concurrency,
-              'window_s': args.seconds, 'levels': rows,
-              'ratio': {f'{two["path"]}/{one["path"]}':
-                        round(two['throughput'] / one['throughput'], 3)
-                        for two in rows if two['replicas'] == 2
-                        for one in rows if one['replicas'] == 1}}
-    write(report, args.out)
+    repository = export_once(args.out)
+    payloads = [p.read_bytes() for p in
+                sorted((args.out / 'images' / 'val').glob('*.jpg'))]
+    rows = []
+    for n in REPLICAS:
+        for row in measure(repository, n, args, payloads):
+            rows.append(row)
+            print(f'[scaling] {n} replica(s), {row["path"]}: '
+                  f'{row["throughput"]} img/s, p50 {row["p50_ms"]} ms, '
+                  f'{row["errors"]} errors', file=sys.stderr, flush=True)
+    write_report(args.out / 'scaling.json', {
+        'model': 'demo', 'concurrency': args.concurrency,
+        'window_s': args.seconds, 'levels': rows,
+        'ratio': {f'{two["path"]}/{one["path"]}':
+                  round(two['throughput'] / one['throughput'], 3)
+                  for two in rows if two['replicas'] == 2
+                  for one in rows if one['replicas'] == 1}}, markdown)
     print((args.out / 'scaling.md').read_text())
     return 0
 
@@ -179,8 +172,7 @@ HELPERS = {(1, 'nginx'): 'the other core', (1, 'shared'): "the replica's core",
            (2, 'nginx'): "the replicas' cores", (2, 'direct'): "the replicas' cores"}
 
 
-def write(report: dict, out: Path) -> None:
-    from triton_frcnn.files import write_atomic
+def markdown(report: dict) -> str:
     lines = ['| replicas (1 core each) | clients reach them | client, nginx, S3 '
              'run on | their CPU, cores | images/s | p50 ms | p99 ms | errors '
              '| rejected |', '| --- ' * 9 + '|']
@@ -200,8 +192,7 @@ def write(report: dict, out: Path) -> None:
               f'{ratio["nginx/shared"]}x, {ratio["direct/shared"]}x (demo '
               f'detector, c={report["concurrency"]} in all, '
               f'{report["window_s"]:g} s windows)', '']
-    write_atomic(out / 'scaling.json', json.dumps(report, indent=2) + '\n')
-    write_atomic(out / 'scaling.md', '\n'.join(lines))
+    return '\n'.join(lines)
 
 
 if __name__ == '__main__':

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Dict, List
 
 from detection import paths
+from ground.cli import run
+from ground.results import write_report
 
 LEVELS = [1, 2, 4, 8, 16, 32, 64]
 # per model: window seconds (~400 demo images, ~40 R50-FPN ones: the R50-FPN
@@ -86,54 +88,52 @@ def sweep_images(out: Path) -> Dict[str, List[Path]]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from detection.versions import provenance
-    from export.__main__ import setup_logging
-    from export.ensemble import composing
-    from export.errors import ExportError
-    from serve.server import ServerError, interrupt_on_sigterm
-    from tools.stack import served
+    return run('load', lambda: sweep(args))
 
-    from . import perf_analyzer
-    from .load import drive
-    setup_logging(verbose=False)
-    interrupt_on_sigterm()
+
+def sweep(args: argparse.Namespace) -> int:
+    from tools.stack import served
     images = sweep_images(args.out)
-    report: Dict = {'provenance': provenance(), 'levels': args.concurrency,
-                    'models': {}}
-    try:
-        todo = requests(args, args.out / 'model_repository', images)
-        with served(args.out / 'model_repository', todo.values()) as stack:
-            for name in todo:
-                seconds = args.seconds or WINDOWS[name]
-                warmup = seconds / 4 if args.warmup is None else args.warmup
-                payloads = [p.read_bytes() for p in images[name]]
-                runs: Dict[int, List[Dict]] = {c: [] for c in args.concurrency}
-                for _ in range(args.rounds):
-                    for c in args.concurrency:
-                        runs[c].append(asyncio.run(drive(
-                            [stack.grpc_url], name, composing(name), payloads,
-                            c, warmup, seconds)).row())
-                        print(f'[load] {name} c={c}: ' + summary(runs[c][-1]),
-                              file=sys.stderr, flush=True)
-                levels = [median(runs[c]) for c in args.concurrency]
-                entry = {'window_s': seconds, 'rounds': args.rounds,
-                         'images': len(payloads),
-                         'capacity': json.loads((stack.exports[name] /
-                                                 'metadata.json').read_text())
-                         ['capacity'], 'levels': levels,
-                         'knee': knee(levels)}
-                if name == 'demo' and perf_analyzer.unavailable() is None:
-                    entry['perf_analyzer'] = perf_analyzer.ensemble(
-                        stack.grpc_url, name, payloads,
-                        [c for c in args.concurrency if c <= PERF_ANALYZER_MAX],
-                        args.out / 'perf_analyzer')
-                report['models'][name] = entry
-    except (ExportError, ServerError) as exc:
-        print(f'load: error: {exc}', file=sys.stderr)
-        return 1
+    report: Dict = {'levels': args.concurrency, 'models': {}}
+    todo = requests(args, args.out / 'model_repository', images)
+    with served(args.out / 'model_repository', todo.values()) as stack:
+        for name in todo:
+            report['models'][name] = sweep_model(args, stack, name, images[name])
     write(merged(report, args.out / 'load.json'), args.out)
     print((args.out / 'load.md').read_text())
     return 0
+
+
+def sweep_model(args: argparse.Namespace, stack, name: str,
+                images: List[Path]) -> Dict:
+    """One model's levels (the median of the rounds), its knee and, for the
+    demo detector, perf_analyzer's view."""
+    from export.ensemble import composing
+
+    from . import perf_analyzer
+    from .load import drive
+    seconds = args.seconds or WINDOWS[name]
+    warmup = seconds / 4 if args.warmup is None else args.warmup
+    payloads = [p.read_bytes() for p in images]
+    runs: Dict[int, List[Dict]] = {c: [] for c in args.concurrency}
+    for _ in range(args.rounds):
+        for c in args.concurrency:
+            runs[c].append(asyncio.run(drive(
+                [stack.grpc_url], name, composing(name), payloads, c, warmup,
+                seconds)).row())
+            print(f'[load] {name} c={c}: ' + summary(runs[c][-1]),
+                  file=sys.stderr, flush=True)
+    levels = [median(runs[c]) for c in args.concurrency]
+    entry = {'window_s': seconds, 'rounds': args.rounds, 'images': len(payloads),
+             'capacity': json.loads((stack.exports[name] / 'metadata.json')
+                                    .read_text())['capacity'],
+             'levels': levels, 'knee': knee(levels)}
+    if name == 'demo' and perf_analyzer.unavailable() is None:
+        entry['perf_analyzer'] = perf_analyzer.ensemble(
+            stack.grpc_url, name, payloads,
+            [c for c in args.concurrency if c <= PERF_ANALYZER_MAX],
+            args.out / 'perf_analyzer')
+    return entry
 
 
 def merged(report: Dict, previous: Path) -> Dict:
@@ -215,9 +215,7 @@ def write(report: Dict, out: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from triton_frcnn.files import write_atomic
-    write_atomic(out / 'load.json', json.dumps(report, indent=2) + '\n')
-    write_atomic(out / 'load.md', markdown(report))
+    report = write_report(out / 'load.json', report, markdown)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for name, entry in report['models'].items():
         cs = [row['concurrency'] for row in entry['levels']]

@@ -6,12 +6,13 @@ import io
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from ground.cli import Failure
 from triton_frcnn.wire import Detections
 
 METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
 
-class AnnotationError(ValueError):
+class AnnotationError(Failure, ValueError):
     """The file is not annotations in COCO's detection format."""
 
 

@@ -10,7 +10,6 @@ pycocotools against the same annotations.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,9 @@ from tqdm import tqdm
 from triton_frcnn.files import not_found
 
 from detection import paths
-from detection.coco import METRICS, AnnotationError, CocoSplit
+from detection.coco import METRICS, CocoSplit
+from ground.cli import run
+from ground.results import write_report
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,25 +82,16 @@ REFERENCE = 'pytorch (mmdet)'
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from export.__main__ import setup_logging
-    from export.errors import ExportError
-    from serve.server import ServerError, interrupt_on_sigterm
-    from triton_frcnn.files import write_atomic
+    return run('eval', lambda: evaluate(args))
 
-    setup_logging(verbose=False)
-    interrupt_on_sigterm()
-    try:
-        split = CocoSplit(args.ann, args.images, args.limit)
-        runs, classes, exports = detect_every_way(args, split)
-    except (AnnotationError, ExportError, ServerError) as exc:
-        print(f'eval: error: {exc}', file=sys.stderr)
-        return 1
+
+def evaluate(args: argparse.Namespace) -> int:
+    split = CocoSplit(args.ann, args.images, args.limit)
+    runs, classes, exports = detect_every_way(args, split)
     stats = {name: split.evaluate(run['detections'], classes)
              for name, run in runs.items()}
     print(table(stats, REFERENCE))
-    from detection.versions import provenance
-    report = {
-        'provenance': provenance(),
+    write_report(args.out, {
         'config': str(args.config), 'checkpoint': str(args.checkpoint),
         'annotations': str(args.ann), 'images': len(split.image_ids),
         'exports': {name: str(v) for name, v in exports.items()},
@@ -107,8 +99,7 @@ def main(argv=None) -> int:
                   for name in runs},
         'delta_ap_points': {name: round(stats[name]['AP'] - stats[REFERENCE]['AP'], 2)
                             for name in runs},
-    }
-    write_atomic(args.out, json.dumps(report, indent=2) + '\n')
+    })
     print(f'wrote {args.out}')
     return 0
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from triton_frcnn.files import image_files, not_found
 from detection import paths
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   parse_sizes)
+from ground import cli
 
 from .store import location
 
@@ -142,23 +142,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def setup_logging(verbose: bool) -> None:
-    """One ``[export] step: ...`` line per step; OpenMMLab quiet unless -v."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format='[%(name)s] %(message)s')
-    logging.getLogger('export').setLevel(
-        logging.DEBUG if verbose else logging.INFO)
-    if not verbose:
-        from .model import quiet_logs
-        quiet_logs()
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup_logging(args.verbose)
-    from .errors import ExportError
-    from .pipeline import Request, run
-    try:
+
+    def work() -> int:
+        from .pipeline import Request, run
         result = run(Request(
             config=args.config, checkpoint=args.checkpoint,
             images=image_files(args.images), format=args.format,
@@ -175,11 +163,9 @@ def main(argv=None) -> int:
             accuracy_images=args.accuracy_images,
             accuracy_limit=args.accuracy_limit,
             max_map_drop=args.max_map_drop))
-    except ExportError as exc:
-        print(f'export: error: {exc}', file=sys.stderr)
-        return 1
-    print(f'export: wrote {result.version_dir}')
-    return 0
+        print(f'export: wrote {result.version_dir}')
+        return 0
+    return cli.run('export', work, verbose=args.verbose)
 
 
 if __name__ == '__main__':

@@ -117,17 +117,17 @@ def class_names(checkpoint: dict) -> tuple | None:
 def main(argv=None) -> int:
     """``make checkpoint``: fetch the seed model's COCO weights."""
     import argparse
-    import sys
+
+    from ground.cli import run
     p = argparse.ArgumentParser(prog='python -m export.checkpoint',
                                 description=main.__doc__)
     p.add_argument('-o', '--out', type=Path, default=Path('checkpoints'))
     args = p.parse_args(argv)
-    try:
+
+    def work() -> int:
         print(download(SEED, args.out))
-    except ExportError as exc:
-        print(f'checkpoint: error: {exc}', file=sys.stderr)
-        return 1
-    return 0
+        return 0
+    return run('checkpoint', work)
 
 
 if __name__ == '__main__':

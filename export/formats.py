@@ -1,13 +1,17 @@
-"""The export formats, in one table: what each writes and what it needs."""
+"""The export formats, in one table: what each writes, what it needs, and
+the steps it runs (``steps.py``). Adding a format is a row here and its
+deploy config under configs/deploy/: the pipeline and ``make bench`` read
+the rows and run what they name."""
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from detection import paths
 
+from . import steps
 from .device import Device
 
 
@@ -25,6 +29,19 @@ class Format:
     max_batch_size: int = 8
     # served as <name><suffix>, beside the default format's <name>
     suffix: str = ''
+    # a named GPU placement beside the CPU one (configs/gpu.pbtxt): ONNX
+    # Runtime's CUDA provider runs it (not int8's QDQ graph; NGC's openvino
+    # backend is CPU only)
+    gpu_placement: bool = False
+    calibrated: bool = False  # needs calibration images
+    # the steps (steps.py): the runtime's file, a reduced precision (judged
+    # by the mAP gate), an engine built after the gate, the backend's
+    # parameters
+    convert: Callable = steps.as_onnx
+    reduce: Optional[Callable] = None
+    build: Optional[Callable] = None
+    configure: Callable = steps.no_parameters
+    bench: str = ''           # its rows' format in `make bench`; '': not run
 
     @property
     def deploy_config_path(self) -> Path:
@@ -37,15 +54,12 @@ class Format:
     def gated(self) -> bool:
         """Judged by mAP against its fp32 graph before it is published (a
         TensorRT engine is not: it is built where it runs)."""
-        return self.backend == 'onnxruntime' and self.precision != 'fp32'
+        return self.reduce is not None
 
     @property
-    def gpu_placement(self) -> bool:
-        """Whether the export writes a named GPU placement beside the CPU
-        one (``configs/gpu.pbtxt``, ``--model-config-name=gpu``): ONNX
-        Runtime's CUDA provider runs it (not int8's QDQ graph, and NGC's
-        openvino backend is CPU only)."""
-        return self.backend == 'onnxruntime' and self.precision != 'int8'
+    def tf32(self) -> bool:
+        """Runs with TF32 arithmetic (ONNX Runtime's CUDA provider)."""
+        return self.precision == 'tf32'
 
     @property
     def takes_canvas(self) -> bool:
@@ -57,14 +71,13 @@ class Format:
     def needs(self) -> str:
         if self.gpu:
             return 'GPU + TensorRT'
-        int8 = self.precision == 'int8'
         if self.cuda:
             where = 'CUDA GPU (--device cuda)'
-        elif self.backend == 'onnxruntime' and not int8:
+        elif self.gpu_placement:
             where = 'CPU or CUDA GPU'
         else:
             where = 'CPU'
-        return '; '.join([where] + ['calibration images'] * int8
+        return '; '.join([where] + ['calibration images'] * self.calibrated
                          + ['COCO annotations for the mAP gate'] * self.gated)
 
     def unavailable(self, device: Device = Device()) -> Optional[str]:
@@ -90,23 +103,29 @@ class Format:
 
 FORMATS = {f.name: f for f in (
     Format('onnxruntime', 'detection_onnxruntime_dynamic.py', 'model.onnx',
-           backend='onnxruntime'),
+           backend='onnxruntime', gpu_placement=True, bench='fp32'),
     Format('onnxruntime-int8', 'detection_onnxruntime-int8_dynamic.py',
            'model.onnx', backend='onnxruntime', precision='int8',
-           suffix='_int8'),
+           suffix='_int8', calibrated=True, reduce=steps.quantized,
+           bench='int8'),
     Format('onnxruntime-fp16', 'detection_onnxruntime-fp16_dynamic.py',
            'model.onnx', backend='onnxruntime', precision='fp16',
-           max_map_drop=0.3, suffix='_fp16'),
+           max_map_drop=0.3, suffix='_fp16', gpu_placement=True,
+           reduce=steps.halved),
     Format('onnxruntime-tf32', 'detection_onnxruntime-tf32_dynamic.py',
            'model.onnx', backend='onnxruntime', precision='tf32', cuda=True,
-           max_map_drop=0.3, suffix='_tf32'),
+           max_map_drop=0.3, suffix='_tf32', gpu_placement=True,
+           reduce=steps.as_tf32),
     Format('openvino', 'detection_openvino_dynamic.py', 'model.xml',
-           backend='openvino', suffix='_openvino'),
+           backend='openvino', suffix='_openvino', convert=steps.to_openvino,
+           configure=steps.openvino_parameters, bench='openvino'),
     Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',
-           'model.plan', platform='tensorrt_plan', gpu=True),
+           'model.plan', platform='tensorrt_plan', gpu=True,
+           build=steps.tensorrt_engine),
     Format('tensorrt-fp16',
            'detection_tensorrt-fp16_dynamic-320x320-1344x1344.py',
-           'model.plan', platform='tensorrt_plan', precision='fp16', gpu=True),
+           'model.plan', platform='tensorrt_plan', precision='fp16', gpu=True,
+           build=steps.tensorrt_engine),
 )}
 
 

@@ -1,6 +1,7 @@
 """Building the mmdet detector from a config and a checkpoint."""
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Tuple
@@ -16,8 +17,6 @@ from .errors import ExportError
 def quiet_logs() -> None:
     """Keep OpenMMLab's INFO chatter (weight init tables, registry fallbacks,
     tracer warnings) out of the CLI's output; errors still show."""
-    import logging
-
     from mmdeploy.utils import get_root_logger
     from mmengine.logging import MMLogger
     warnings.filterwarnings('ignore')
@@ -26,6 +25,8 @@ def quiet_logs() -> None:
 
 
 def load_config(path: Path):
+    if not logging.getLogger('export').isEnabledFor(logging.DEBUG):  # no -v
+        quiet_logs()
     from mmengine.config import Config
     if not Path(path).is_file():
         raise ExportError(f'model config not found: {path}')

@@ -1,6 +1,6 @@
-"""The export stage: load -> ONNX -> check -> [OpenVINO] -> parity ->
-[int8, fp16, tf32: reduce] -> [reduced or canvas: mAP gate] -> [TensorRT] ->
-publish.
+"""The export stage: load -> ONNX -> check -> convert -> parity -> [reduce]
+-> [mAP gate] -> [build] -> publish, the format's own steps (convert,
+reduce, build, configure) taken from its row of the formats table.
 
 Every step logs what it did, how long it took and what it wrote. Nothing
 reaches the model repository until every check has passed.
@@ -13,28 +13,27 @@ import json
 import logging
 import shutil
 import tempfile
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
                                   Preprocessing, Size, canvas_problem, decode,
                                   prepare, sizes, two_buckets)
 from detection.runtime import Detector, runner
-from detection.versions import package_versions
+from ground.versions import package_versions
 
 from . import checkpoint as ckpt
 from . import model as detector_model
-from . import (accuracy, ensemble, fp16, onnx_export, openvino_ir, parity,
-               quantize, repository, store)
+from . import (accuracy, ensemble, onnx_export, parity, repository,
+               store)
 from . import triton_config
 from .capacity import GPU_INSTANCES, Capacity
 from .device import Device
 from .errors import ExportError
 from .formats import FORMATS, Format
+from .steps import files, size, step
 
 log = logging.getLogger('export')
 
@@ -133,29 +132,6 @@ class Result:
     matches: List[parity.Match] = field(default_factory=list)
 
 
-@contextmanager
-def step(name: str) -> Iterator[dict]:
-    """Time a step; the body fills ``note['done']`` with what it did."""
-    note: dict = {}
-    start = time.perf_counter()
-    log.debug('%s: started', name)
-    yield note
-    log.info('%s: %s (%.1f s)', name, note.get('done', 'done'),
-             time.perf_counter() - start)
-
-
-def _size(path: Path) -> str:
-    return f'{path.stat().st_size / 2**20:.1f} MB'
-
-
-def _files(artifact: Path) -> List[Path]:
-    """The files a model consists of, weights last: an OpenVINO IR is its
-    ``.xml`` graph and the ``.bin`` beside it."""
-    if artifact.suffix == '.xml':
-        return [artifact, artifact.with_suffix('.bin')]
-    return [artifact]
-
-
 def refusal(request: Request, fmt: Format) -> Optional[str]:
     """Why this request cannot be exported here, checked before any work."""
     if request.canvas and not fmt.takes_canvas:
@@ -166,7 +142,7 @@ def refusal(request: Request, fmt: Format) -> Optional[str]:
         return reason
     if not request.images:
         return 'parity needs at least one image'
-    calibrates = fmt.precision == 'int8'
+    calibrates = fmt.calibrated
     if request.gated and not ((request.calibration or not calibrates) and (
             not request.accuracy_gate
             or (request.accuracy_ann and request.accuracy_images))):
@@ -240,7 +216,7 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
         work = Path(workdir)
         deploy_cfg = onnx_export.load_deploy_config(fmt.deploy_config_path)
         onnx_path = trace(loaded, deploy_cfg, decoded[0], work)
-        artifact, extra_meta = convert(fmt, onnx_path, deploy_cfg, work)
+        artifact, extra_meta = fmt.convert(onnx_path, deploy_cfg, work)
         with step('parity') as note:
             matches = check_parity(
                 loaded.model, runner(artifact, loaded.params.exact,
@@ -248,9 +224,9 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
                                      request.target.providers()),
                 images, decoded, request)
             note['done'] = parity.summary(matches)
-        if fmt.gated:
-            artifact, reduced = reduce(fmt, onnx_path, loaded.params,
-                                       deploy_cfg, request, work)
+        if fmt.reduce:
+            artifact, reduced = fmt.reduce(onnx_path, loaded.params,
+                                           deploy_cfg, request, work)
             extra_meta.update(reduced)
         if request.gated:
             extra_meta['accuracy'] = gate(
@@ -259,11 +235,8 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
         if loaded.gpu_canvas is not None:
             loaded.gpu_canvas, extra_meta['gpu_canvas'] = gpu_gate(
                 fmt, onnx_path, artifact, loaded, split, request)
-        if fmt.platform == 'tensorrt_plan':
-            with step('tensorrt') as note:
-                artifact = build_tensorrt(onnx_path, deploy_cfg, work,
-                                          request.target)
-                note['done'] = f'built {artifact.name} ({_size(artifact)})'
+        if fmt.build:
+            artifact = fmt.build(onnx_path, deploy_cfg, work, request.target)
         with step('publish') as note:
             version_dir, note['done'] = publish(
                 request, fmt, loaded, deploy_cfg, onnx_path, artifact,
@@ -304,28 +277,12 @@ def trace(loaded: Loaded, deploy_cfg, image, work: Path) -> Path:
             work / 'end2end')
         note['done'] = (f'mmdeploy traced opset '
                         f'{deploy_cfg.onnx_config.opset_version} -> '
-                        f'{onnx_path.name} ({_size(onnx_path)})')
+                        f'{onnx_path.name} ({size(onnx_path)})')
     with step('check') as note:
         ops = onnx_export.check(onnx_path)
         note['done'] = (f'onnx.checker passed; {sum(ops.values())} nodes, '
                         f'standard ops only: {", ".join(sorted(ops))}')
     return onnx_path
-
-
-def convert(fmt: Format, onnx_path: Path, deploy_cfg,
-            work: Path) -> Tuple[Path, dict]:
-    """The file the runtime will load, and what the metadata records of
-    the conversion: the ONNX graph itself, or its OpenVINO IR."""
-    if fmt.backend != 'openvino':
-        return onnx_path, {}
-    openvino = dict(deploy_cfg.get('openvino_config', {}))
-    with step('openvino') as note:
-        artifact = openvino_ir.convert(onnx_path, work / 'ir')
-        files = _files(artifact)
-        note['done'] = (f'converted to {" + ".join(f.name for f in files)} '
-                        f'({_size(files[-1])}, fp32 weights); compiled with '
-                        f'{openvino}')
-    return artifact, {'openvino': openvino}
 
 
 def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
@@ -365,8 +322,7 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
             canvas or (loaded.params.largest,), capacity,
             device=device, max_queue_delay_us=request.max_queue_delay_us,
             trt_accelerator=request.trt_accelerator,
-            parameters={k: v for k, v in extra.get('openvino', {}).items()
-                        if k in triton_config.OPENVINO_PARAMETERS}, **pinning)
+            parameters=fmt.configure(extra), **pinning)
     placements = {'gpu': config(request.gpu_capacity, Device('cuda'),
                                 loaded.gpu_canvas, pin_gpu=False)
                   } if fmt.gpu_placement else {}
@@ -374,8 +330,8 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
                            {**extra, 'capacity': dataclasses.asdict(capacity)})
 
     def fill(folder: Path) -> None:
-        for source, target in zip(_files(artifact),
-                                  _files(folder / fmt.filename)):
+        for source, target in zip(files(artifact),
+                                  files(folder / fmt.filename)):
             shutil.copy2(source, target)
         (folder / 'labels.txt').write_text('\n'.join(loaded.classes) + '\n')
         (folder / 'metadata.json').write_text(json.dumps(meta, indent=2) + '\n')
@@ -391,24 +347,13 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         loaded.cfg.model.test_cfg.rcnn.score_thr, capacity,
         request.gpu_capacity if fmt.gpu_placement else None,
         loaded.gpu_canvas or ()))
-    weights = _files(version_dir / fmt.filename)[-1]
+    weights = files(version_dir / fmt.filename)[-1]
     named = ''.join(f', configs/{name}.pbtxt' for name in placements)
     return version_dir, (
-        f'{version_dir} ({weights.name} {_size(weights)}, labels.txt, '
+        f'{version_dir} ({weights.name} {size(weights)}, labels.txt, '
         f'metadata.json, config.pbtxt{named}); ensemble {request.served_name} '
         f'pinned to version {version_dir.name} of it and of '
         f'{", ".join(p.parent.name for p in served[:2])}')
-
-
-def reduce(fmt: Format, onnx_path: Path, params: Preprocessing, deploy_cfg,
-           request: Request, work: Path) -> Tuple[Path, dict]:
-    """The reduced-precision graph, and what the metadata records of how
-    it was made."""
-    name, reduction = REDUCE[fmt.precision]
-    with step(name) as note:
-        graph, meta, note['done'] = reduction(onnx_path, params, deploy_cfg,
-                                              request, work)
-    return graph, meta
 
 
 def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
@@ -428,7 +373,7 @@ def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
         result = accuracy.check(
             accuracy.Run(onnx_path, params.exact, device.providers()),
             accuracy.Run(artifact, params,
-                         device.providers(tf32=fmt.precision == 'tf32'),
+                         device.providers(tf32=fmt.tf32),
                          openvino),
             split, loaded.classes, request.map_drop, label)
         note['done'] = f'{result.summary()} of {request.accuracy_ann}'
@@ -463,7 +408,7 @@ def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
             result = accuracy.check(
                 accuracy.Run(onnx_path, params.exact, request.target.providers()),
                 accuracy.Run(artifact, dataclasses.replace(params, canvas=canvas),
-                             request.target.providers(fmt.precision == 'tf32')),
+                             request.target.providers(fmt.tf32)),
                 split, loaded.classes, request.map_drop, label)
             note['done'] = f'{result.summary()} of {request.accuracy_ann}'
     except ExportError as exc:
@@ -476,41 +421,6 @@ def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
     return canvas, {'sizes': sizes(canvas), 'gate': {
         'images': result.images, 'ap_fp32': result.reference_ap,
         'ap': result.candidate_ap, 'max_drop': result.max_drop}}
-
-
-def quantized(onnx_path: Path, params: Preprocessing, deploy_cfg,
-              request: Request, work: Path) -> Tuple[Path, dict, str]:
-    calib = deploy_cfg.calib_config
-    int8 = quantize.quantize(onnx_path, request.calibration, params,
-                             deploy_cfg, work / 'int8.onnx')
-    ops = onnx_export.check(int8)
-    calibrated = min(len(request.calibration), calib.max_images)
-    return int8, {'calibration': {'images': calibrated, **calib.to_dict()}}, (
-        f'{calib.method} calibration on {calibrated} images; '
-        f'{ops["QuantizeLinear"]} QuantizeLinear, {ops["DequantizeLinear"]} '
-        f'DequantizeLinear -> {int8.name} ({_size(int8)})')
-
-
-def halved(onnx_path: Path, params: Preprocessing, deploy_cfg,
-           request: Request, work: Path) -> Tuple[Path, dict, str]:
-    common = dict(deploy_cfg.backend_config.common_config)
-    graph, kept = fp16.convert(onnx_path, common, work / 'fp16.onnx')
-    onnx_export.check(graph)
-    return graph, {'fp16': {**common, 'kept_fp32': kept}}, (
-        f'ONNX Runtime\'s float16 conversion, inputs and outputs fp32, '
-        f'{", ".join(kept) or "no op"} kept fp32 -> {graph.name} '
-        f'({_size(graph)})')
-
-
-def as_tf32(onnx_path: Path, params: Preprocessing, deploy_cfg,
-            request: Request, work: Path) -> Tuple[Path, dict, str]:
-    return onnx_path, {'tf32': {'use_tf32': 1}}, (
-        f'the fp32 graph, to run with use_tf32=1 on {request.target}')
-
-
-# precision -> the step's name in the log, and the step
-REDUCE = {'int8': ('quantize', quantized), 'fp16': ('fp16', halved),
-          'tf32': ('tf32', as_tf32)}
 
 
 def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
@@ -533,16 +443,6 @@ def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
             f'{request.box_tol} px / {request.score_tol} score, below '
             f'{request.min_parity:.0%}; nothing was written')
     return matches
-
-
-def build_tensorrt(onnx_path: Path, deploy_cfg, work: Path,
-                   device: Device) -> Path:
-    """mmdeploy's ONNX -> TensorRT engine build, with the deploy config's
-    profile and precision (GPU hosts with TensorRT only; not run here)."""
-    from mmdeploy.apis.tensorrt import onnx2tensorrt
-    onnx2tensorrt(str(work), 'end2end.engine', 0, deploy_cfg, str(onnx_path),
-                  device=str(device))
-    return work / 'end2end.engine'
 
 
 def ensure(request: Request) -> Path:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ground.cli import run
+
 
 def make(config: Path, out: Path, seed: int = 0,
          classifier_gain: float = 40.0) -> Path:
@@ -43,10 +45,11 @@ def main(argv=None) -> int:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--classifier-gain', type=float, default=40.0)
     args = p.parse_args(argv)
-    from .model import quiet_logs
-    quiet_logs()
-    print(make(args.config, args.out, args.seed, args.classifier_gain))
-    return 0
+
+    def work() -> int:
+        print(make(args.config, args.out, args.seed, args.classifier_gain))
+        return 0
+    return run('export.random_checkpoint', work)
 
 
 if __name__ == '__main__':

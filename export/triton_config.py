@@ -102,7 +102,7 @@ def detector(name: str, fmt: Format, inputs: Sequence[Tensor],
             field.add(name=tensor.name, data_type=tensor.data_type,
                       dims=list(tensor.dims))
     place(config, capacity, device, max_queue_delay_us,
-          tf32=fmt.precision == 'tf32', pin_gpu=pin_gpu)
+          tf32=fmt.tf32, pin_gpu=pin_gpu)
     warm_up(config, warmup_shapes, capacity.gpu)
     for key, value in (parameters or {}).items():
         config.parameters[key].string_value = str(value)

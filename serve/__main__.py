@@ -7,9 +7,12 @@ from pathlib import Path
 
 from detection import paths
 from export.store import location
+from ground.cli import error
+from ground.process import interrupt_on_sigterm
 
+from .errors import ServerError
 from .rollout import Watcher
-from .server import ServerError, TritonServer, interrupt_on_sigterm
+from .server import TritonServer
 
 
 def main(argv=None) -> int:
@@ -40,7 +43,7 @@ def main(argv=None) -> int:
                           metrics_port=args.metrics_port, workdir=args.workdir,
                           log_file=args.log_file,
                           config_name=args.model_config_name)
-    interrupt_on_sigterm()
+    interrupt_on_sigterm()  # not cli.run: Ctrl-C here is the way to stop
     try:
         server.start()
         for line in server.report:
@@ -52,12 +55,10 @@ def main(argv=None) -> int:
             Watcher(server, args.poll, lambda line: print(
                 f'serve: {line}', file=sys.stderr, flush=True)).start()
         server.process.wait()
-        print(f'serve: error: tritonserver exited ({server.process.returncode}); '
-              f'see {server.log_file}', file=sys.stderr)
-        return 1
+        return error('serve', f'tritonserver exited ({server.process.returncode}); '
+                     f'see {server.log_file}')
     except ServerError as exc:
-        print(f'serve: error: {exc}', file=sys.stderr)
-        return 1
+        return error('serve', exc)
     except KeyboardInterrupt:
         code = server.stop()
         print(f'serve: stopped (exit code {code})')

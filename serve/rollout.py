@@ -15,7 +15,8 @@ from typing import Callable, Dict, List, Optional
 
 from export.triton_config import parse
 
-from .server import ADMIN_HEADER, TritonServer
+from .loading import Admin
+from .server import TritonServer
 
 
 def pins(config) -> Dict[str, int]:
@@ -23,14 +24,13 @@ def pins(config) -> Dict[str, int]:
     return {s.model_name: s.model_version for s in config.ensemble_scheduling.step}
 
 
-def served_ensembles(server: TritonServer, admin) -> Dict[str, Dict[str, int]]:
+def served_ensembles(admin: Admin) -> Dict[str, Dict[str, int]]:
     """The ensembles the server has loaded, with the versions they pin."""
     found = {}
-    headers = {ADMIN_HEADER: server.admin_key}
-    for entry in admin.get_model_repository_index(headers=headers):
+    for entry in admin.index():
         if entry.get('state') != 'READY':
             continue
-        config = admin.get_model_config(entry['name'])
+        config = admin.config(entry['name'])
         if config.get('platform') == 'ensemble':
             found[entry['name']] = {
                 s['model_name']: int(s['model_version'])
@@ -38,14 +38,15 @@ def served_ensembles(server: TritonServer, admin) -> Dict[str, Dict[str, int]]:
     return found
 
 
-def roll_out(server: TritonServer, admin, ensemble: str,
+def roll_out(server: TritonServer, admin: Admin, ensemble: str,
              now: Dict[str, int], new: Dict[str, int]) -> str:
     """Switch ``ensemble`` from the versions ``now`` to ``new``; one line."""
+    load = server.loading.load
     for step, version in new.items():
-        server._load(admin, step, versions=sorted({now.get(step, version), version}))
-    server._load(admin, ensemble)
+        load(admin, step, versions=sorted({now.get(step, version), version}))
+    load(admin, ensemble)
     for step in new:
-        server._load(admin, step)
+        load(admin, step)
     return (f'model {ensemble}: rolled out version(s) '
             f'{sorted(set(new.values()))} (was {sorted(set(now.values()))})')
 
@@ -53,9 +54,9 @@ def roll_out(server: TritonServer, admin, ensemble: str,
 def check(server: TritonServer) -> List[str]:
     """One pass: roll out every ensemble whose published pins changed."""
     lines = []
-    admin = server._admin()
+    admin = server.admin()
     try:
-        for ensemble, now in served_ensembles(server, admin).items():
+        for ensemble, now in served_ensembles(admin).items():
             text = server.store.read(ensemble)
             new = pins(parse(text)) if text else now
             if new == now:

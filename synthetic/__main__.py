@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ground.cli import error
+
 from .generate import write_split
 
 
@@ -38,9 +40,8 @@ def main(argv=None) -> int:
     try:
         write(todo, args.out)
     except OSError as exc:
-        print(f'synthetic: error: cannot write {args.out}: '
-              f'{exc.strerror or exc}', file=sys.stderr)
-        return 1
+        return error('synthetic', f'cannot write {args.out}: '
+                     f'{exc.strerror or exc}')
     written = {t[0] for t in todo}
     for split, count in (('train', args.train), ('val', args.val)):
         if count:

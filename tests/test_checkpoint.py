@@ -10,7 +10,7 @@ import pytest
 
 from export.checkpoint import Release, download
 from export.errors import ExportError
-from serve.server import free_port
+from ground.process import free_port
 
 
 @pytest.fixture()

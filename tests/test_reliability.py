@@ -414,7 +414,7 @@ def test_a_server_that_crashes_during_start_up_is_started_once_more(tmp_path):
 
 
 def test_a_server_that_crashes_at_every_start_is_an_error(tmp_path):
-    from serve.server import ServerError
+    from serve.errors import ServerError
     repo = crashing_repository(tmp_path / 'repo', crashes=5)
     server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton')
     with pytest.raises(ServerError, match=r'^tritonserver was killed by '

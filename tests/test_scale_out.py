@@ -17,8 +17,9 @@ import tritonclient.grpc as grpcclient
 from triton_frcnn.client import AsyncTritonDetector, Retry, TritonDetector
 
 from export.store import S3Store, S3Url
-from serve.server import free_port
-from tools.cluster import BUCKET, aws_environment, cluster, s3_server
+from ground.process import free_port
+from tools.cluster import cluster
+from tools.cluster.s3 import BUCKET, aws_environment, s3_server
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, photo_like
 

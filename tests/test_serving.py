@@ -118,7 +118,7 @@ def test_client_cli_writes_images_and_coco_json(grpc_url, tmp_path):
 
 
 def test_client_reports_an_unreachable_server_in_one_line(tmp_path):
-    from serve.server import free_port
+    from ground.process import free_port
     proc = subprocess.run(
         [sys.executable, '-m', 'client', '-u', f'127.0.0.1:{free_port()}',
          '--wait', '1', str(SAMPLES[0])],

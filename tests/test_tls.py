@@ -16,7 +16,7 @@ from triton_frcnn.client import (AsyncTritonDetector, ServerUnavailable, Tls,
                                  TritonDetector)
 from triton_frcnn.client.cli import main as detect
 
-from tools.cluster import TlsFront, nginx
+from tools.cluster.nginx import TlsFront, nginx
 
 from .conftest import ROOT, SAMPLES
 from .test_client import assert_same

@@ -12,6 +12,7 @@ from pathlib import Path
 from triton_frcnn.files import given_images, not_found
 
 from detection import paths
+from ground import cli
 
 
 def main(argv=None) -> int:
@@ -36,29 +37,24 @@ def main(argv=None) -> int:
     if args.limit < 0:
         p.error('--limit must be 0 or more')
 
-    from export.__main__ import setup_logging
-    from export.errors import ExportError
+    images = images[:args.limit] if args.limit else images
+    return cli.run('demo', lambda: demo(args, images))
+
+
+def demo(args: argparse.Namespace, images: list) -> int:
     from export.pipeline import Request
-    from serve.server import ServerError, interrupt_on_sigterm
     from triton_frcnn.client.cli import main as detect
 
     from .stack import served
-    setup_logging(verbose=False)
-    interrupt_on_sigterm()
-    images = images[:args.limit] if args.limit else images
     request = Request(config=args.config, checkpoint=args.checkpoint,
                       images=images[:4], name=args.name,
                       repository=args.repository)
-    try:
-        with served(args.repository, [request]) as stack:
-            print(f'[demo] Triton on {stack.grpc_url} (log '
-                  f'{stack.server.log_file})', flush=True)
-            code = detect([*map(str, images), '-u', stack.grpc_url,
-                           '-m', args.name, '--out', str(args.out),
-                           '--score-thr', str(args.score_thr)])
-    except (ExportError, ServerError) as exc:
-        print(f'demo: error: {exc}', file=sys.stderr)
-        return 1
+    with served(args.repository, [request]) as stack:
+        print(f'[demo] Triton on {stack.grpc_url} (log '
+              f'{stack.server.log_file})', flush=True)
+        code = detect([*map(str, images), '-u', stack.grpc_url,
+                       '-m', args.name, '--out', str(args.out),
+                       '--score-thr', str(args.score_thr)])
     if code == 0:
         print(f'[demo] annotated images are in {args.out.resolve()}/')
     return code

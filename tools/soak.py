@@ -19,9 +19,10 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from serve.server import ServerError, interrupt_on_sigterm
+from ground import cli
+from ground.results import headed, write_report
 from triton_frcnn.client import ServerUnavailable, TritonDetector
-from triton_frcnn.files import given_images, write_atomic
+from triton_frcnn.files import given_images
 
 
 @dataclass
@@ -108,21 +109,16 @@ def main(argv=None) -> int:
         p.error(str(exc))
     if min(args.requests, args.concurrency) < 1:
         p.error('--requests and --concurrency must be 1 or more')
-    interrupt_on_sigterm()
-    try:
-        report = measure(args, images)
-    except (ServerUnavailable, ServerError) as exc:
-        print(f'soak: error: {exc}', file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print('soak: interrupted', file=sys.stderr)
-        return 130
-    from detection.versions import provenance
-    text = json.dumps({'provenance': provenance(), **asdict(report)},
-                      indent=2) + '\n'
-    print(text, end='')
+    return cli.run('soak', lambda: soak_and_report(args, images),
+                   failures=(ServerUnavailable,))
+
+
+def soak_and_report(args: argparse.Namespace, images: List[Path]) -> int:
+    report = measure(args, images)
+    result = headed(asdict(report))
     if args.out:
-        write_atomic(args.out, text)
+        write_report(args.out, result)
+    print(json.dumps(result, indent=2))
     ok = (report.failed == 0 and report.mismatched == 0
           and report.server_ready_after)
     return 0 if ok else 1

@@ -15,7 +15,7 @@ from typing import Iterable, List, Optional
 
 from ..wire import Detections
 from .images import ImageLike, encode
-from .protocol import (ModelSpec, Tls, first_line, library, readiness,
+from .protocol import (POLL_S, ModelSpec, Tls, first_line, library, readiness,
                        unready)
 from .retry import Retry
 
@@ -113,4 +113,4 @@ async def _wait_until_ready(client, url: str, model: str, version: str,
             last = first_line(exc)
         if time.monotonic() >= deadline:
             raise unready(url, 'grpc.aio', last, wait)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(POLL_S)

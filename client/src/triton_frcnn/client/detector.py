@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Union
 from ..wire import Detections
 from .images import ImageLike, encode
 from .output import save_drawing
-from .protocol import (DEFAULT_URLS, ModelSpec, ServerUnavailable, Tls,
+from .protocol import (DEFAULT_URLS, POLL_S, ModelSpec, ServerUnavailable, Tls,
                        first_line, library, readiness, request_headers,
                        unready)
 from .retry import Retry
@@ -98,7 +98,7 @@ class TritonDetector:
                 last = first_line(exc)
             if time.monotonic() >= deadline:
                 raise unready(self.url, self.protocol, last, wait)
-            time.sleep(0.25)
+            time.sleep(POLL_S)
 
     def infer_bytes(self, data: bytes) -> Detections:
         """One encoded image in, its detections (all the server returns);

@@ -93,6 +93,12 @@ def library(protocol: str) -> ModuleType:
             f"pip install 'triton-frcnn-client[{EXTRAS[protocol]}]'") from None
 
 
+# how often a client asks again while it waits for readiness: the client
+# installs alone, without the project's ground.process.wait_until, so its
+# two waits (detector.py, aio.py: one blocking, one awaiting) keep this copy
+POLL_S = 0.25
+
+
 def readiness(model: str, version: str) -> list:
     """The checks Triton's client examples make before sending, in order:
     (client method, its arguments, what to say when it answers no)."""

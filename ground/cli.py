@@ -1,0 +1,59 @@
+"""How every program here starts and fails.
+
+A program parses its arguments (argparse: a usage error is exit code 2),
+then ``run`` does the rest: its log lines (``[export] step: ...``, the
+other libraries quiet), SIGTERM unwinding like Ctrl-C so that servers and
+namespaces it started are stopped, any ``Failure`` as one line,
+``PROG: error: WHY``, with exit code 1, and an interrupt as
+``PROG: interrupted``, 130.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable, Tuple, Type
+
+from .process import interrupt_on_sigterm
+
+INTERRUPTED = 130  # as a shell reports a program Ctrl-C ended
+# the loggers whose INFO lines are a program's progress, one per step
+PROGRESS = ('export', 'bench', 'tools')
+
+
+class Failure(Exception):
+    """What a program explains in one line and exits 1 for: the project's
+    own errors (an export refused, a server that did not start, a store
+    that cannot be reached) derive from it."""
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """``[name] message`` lines; the progress loggers at INFO (DEBUG with
+    ``verbose``), everything else at WARNING (DEBUG with ``verbose``)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format='[%(name)s] %(message)s')
+    for name in PROGRESS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def error(prog: str, why: object, code: int = 1) -> int:
+    """One line on stderr; ``code`` to return from ``main``."""
+    print(f'{prog}: error: {why}', file=sys.stderr)
+    return code
+
+
+def run(prog: str, work: Callable[[], int],
+        failures: Tuple[Type[BaseException], ...] = (),
+        verbose: bool = False) -> int:
+    """``work``'s exit code, after the start every program makes; a
+    ``Failure`` (or one of ``failures``, errors of libraries that cannot
+    derive from it) as one line and exit code 1; Ctrl-C or SIGTERM (what
+    ``work`` started stopped on the way out) as one line and 130."""
+    setup_logging(verbose)
+    interrupt_on_sigterm()
+    try:
+        return work()
+    except (Failure, *failures) as exc:
+        return error(prog, exc)
+    except KeyboardInterrupt:
+        print(f'{prog}: interrupted', file=sys.stderr)
+        return INTERRUPTED
