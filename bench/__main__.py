@@ -107,15 +107,17 @@ def export_all(args, images):
     scratch repository only (`make eval` judges int8 accuracy on the trained
     demo detector)."""
     from export import model as detector_model
-    from export.pipeline import Request, ensure
+    from export.pipeline import ensure
+    from export.request import Accuracy, Export, Request
     repository = args.repository or args.out / 'model_repository'
     if not args.checkpoint.exists():
         from export.random_checkpoint import make
         make(args.config, args.checkpoint)
     requests = {key: Request(
-        config=args.config, checkpoint=args.checkpoint, images=images,
-        name=args.name, repository=repository, format=fmt.name,
-        calibration=images, accuracy_gate=False) for key, fmt in BENCHED.items()}
+        Export(config=args.config, checkpoint=args.checkpoint, images=images,
+               name=args.name, repository=repository, format=fmt.name),
+        accuracy=Accuracy(calibration=images, accuracy_gate=False))
+        for key, fmt in BENCHED.items()}
     exports = {key: ensure(request) for key, request in requests.items()}
     return requests, exports, detector_model.load(args.config,
                                                   args.checkpoint)[0]
@@ -176,7 +178,7 @@ def served_paths(requests, payloads, params, args, work: Path):
     levels += [(key, c) for key in BENCHED if key != BASELINE
                for c in args.other_concurrency]
     sample = prepare(decode(payloads[0]), params)  # perf_analyzer's input
-    repository = requests[BASELINE].repository
+    repository = requests[BASELINE].export.repository
     rows: Dict[str, Dict] = {}
     unstable: List[str] = []
     reason = perf_analyzer.unavailable()

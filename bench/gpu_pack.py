@@ -62,7 +62,8 @@ def download_wheels(target: Path) -> None:
 
 
 def export(repository: Path) -> None:
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Request
     if not paths.RANDOM_R50_CHECKPOINT.exists():
         from export.random_checkpoint import make
         make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
@@ -71,8 +72,9 @@ def export(repository: Path) -> None:
             ('r50', paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT),
             ('demo', paths.DEMO_CONFIG, paths.DEMO_CHECKPOINT)):
         if not (repository / name).is_dir():
-            run(Request(config=config, checkpoint=checkpoint, images=samples,
-                        name=name, repository=repository))
+            run(Request(
+                Export(config=config, checkpoint=checkpoint, images=samples,
+                       name=name, repository=repository)))
 
 
 def halve(repository: Path, target: Path,

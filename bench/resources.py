@@ -81,18 +81,19 @@ def recommended(peak_rss_mib: float, cpus: int) -> Dict[str, str]:
 
 
 def measure(args: argparse.Namespace) -> Dict:
-    from export.pipeline import Request
+    from export.request import Export, Placement, Request
     from tools.soak import soak
     from tools.stack import served
     if not paths.RANDOM_R50_CHECKPOINT.exists():
         from export.random_checkpoint import make
         make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
     images = sorted(paths.SAMPLES.glob('*.jpg'))
-    request = Request(config=paths.R50_CONFIG,
-                      checkpoint=paths.RANDOM_R50_CHECKPOINT, images=images,
-                      name='r50', repository=args.out / 'model_repository',
-                      cpus=args.cpus)
-    with served(request.repository, [request]) as stack, \
+    request = Request(
+        Export(config=paths.R50_CONFIG, checkpoint=paths.RANDOM_R50_CHECKPOINT,
+               images=images, name='r50',
+               repository=args.out / 'model_repository'),
+        placement=Placement(cpus=args.cpus))
+    with served(request.export.repository, [request]) as stack, \
             stack.detector('r50') as detector:
         sampler = Sampler(stack.server.process.pid)
         idle = sampler.sample()

@@ -50,13 +50,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def export_once(out: Path) -> Path:
     """The demo detector for one core, in a local repository to upload."""
-    from export.pipeline import Request, ensure
+    from export.pipeline import ensure
+    from export.request import Export, Placement, Request
     from synthetic.generate import write_split
     write_split(out / 'images', 'val', 8, seed=1)
     images = sorted((out / 'images' / 'val').glob('*.jpg'))
-    ensure(Request(config=paths.DEMO_CONFIG, checkpoint=paths.DEMO_CHECKPOINT,
-                   images=images[:2], name='demo',
-                   repository=out / 'model_repository', cpus=1))
+    ensure(Request(
+        Export(config=paths.DEMO_CONFIG, checkpoint=paths.DEMO_CHECKPOINT,
+               images=images[:2], name='demo',
+               repository=out / 'model_repository'),
+        placement=Placement(cpus=1)))
     return out / 'model_repository'
 
 

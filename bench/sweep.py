@@ -67,15 +67,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def requests(args, repository: Path, images: Dict[str, List[Path]]) -> Dict:
-    from export.pipeline import Request
+    from export.request import Export, Placement, Request
     if not paths.RANDOM_R50_CHECKPOINT.exists():
         from export.random_checkpoint import make
         make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
     sources = {'demo': (paths.DEMO_CONFIG, paths.DEMO_CHECKPOINT),
                'r50': (paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)}
-    return {name: Request(config=sources[name][0], checkpoint=sources[name][1],
-                          images=images[name][:4], name=name,
-                          repository=repository, cpus=args.cpus)
+    return {name: Request(
+        Export(config=sources[name][0], checkpoint=sources[name][1],
+               images=images[name][:4], name=name, repository=repository),
+        placement=Placement(cpus=args.cpus))
             for name in args.models}
 
 

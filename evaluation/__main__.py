@@ -111,24 +111,25 @@ def detect_every_way(args: argparse.Namespace, split: CocoSplit):
     from export import model as detector_model
     from export.formats import FORMATS
     from export.parity import mmdet_detections
-    from export.pipeline import Request
+    from export.request import Accuracy, Export, Request
     from tools.stack import served
     from triton_frcnn.files import image_files
 
     from detection.runtime import for_version
     requests = [Request(
-        config=args.config, checkpoint=args.checkpoint, name=args.name,
-        images=[split.path(i) for i in split.image_ids[:4]],
-        repository=args.repository, format=fmt,
-        calibration=image_files(args.calibration), accuracy_ann=args.ann,
-        accuracy_images=args.images, accuracy_limit=args.limit)
+        Export(config=args.config, checkpoint=args.checkpoint, name=args.name,
+               images=[split.path(i) for i in split.image_ids[:4]],
+               repository=args.repository, format=fmt),
+        accuracy=Accuracy(calibration=image_files(args.calibration),
+                          accuracy_ann=args.ann, accuracy_images=args.images,
+                          accuracy_limit=args.limit))
         for fmt in args.formats]
     with served(args.repository, requests) as stack:
         model, _ = detector_model.load(args.config, args.checkpoint)
         runs = {REFERENCE: run_path(
             'pytorch', split, lambda p: mmdet_detections(model, p))}
         for request in requests:
-            fmt = FORMATS[request.format]
+            fmt = FORMATS[request.export.format]
             name = f'{fmt.backend} {fmt.precision}'
             runs[name] = run_path(
                 name, split, for_version(stack.exports[request.served_name]))

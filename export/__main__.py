@@ -87,6 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='requests each model may queue; more are refused at '
                    'once as "server busy" (default: %(default)s)')
     p.add_argument('--queue-timeout', type=float, default=60.0,
+                   dest='queue_timeout_s',
                    help='seconds a request may wait in a queue before it is '
                    'refused as busy (default: %(default)s)')
     p.add_argument('--batch-requests', action=argparse.BooleanOptionalAction,
@@ -101,6 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='served images with more pixels are refused (checked '
                    'on the header, before decoding; default: %(default)s)')
     p.add_argument('--max-image-bytes', type=int, default=DEFAULT_MAX_BYTES,
+                   dest='max_bytes',
                    help='served encoded images larger than this are refused '
                    '(default: %(default)s)')
     p.add_argument('--canvas', type=_canvas, default=(),
@@ -133,12 +135,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     for flag in ('instances', 'cpus', 'gpu_cpus', 'max_queue'):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             p.error(f'--{flag.replace("_", "-")} must be 1 or more')
-    if args.queue_timeout <= 0:
+    if args.queue_timeout_s <= 0:
         p.error('--queue-timeout must be more than 0')
     given = [*args.images, *args.calibration, args.accuracy_ann,
              args.accuracy_images]
     if problem := not_found(given):
         p.error(problem)
+    args.images, args.calibration = map(image_files, (args.images,
+                                                       args.calibration))
     return args
 
 
@@ -146,23 +150,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        from .pipeline import Request, run
-        result = run(Request(
-            config=args.config, checkpoint=args.checkpoint,
-            images=image_files(args.images), format=args.format,
-            name=args.name, repository=args.repository, version=args.version,
-            min_parity=args.min_parity, instances=args.instances,
-            device=args.device, cpus=args.cpus, gpu_cpus=args.gpu_cpus,
-            max_queue=args.max_queue,
-            queue_timeout_s=args.queue_timeout,
-            batch_requests=args.batch_requests,
-            trt_accelerator=args.trt_accelerator, max_pixels=args.max_pixels,
-            max_bytes=args.max_image_bytes, canvas=args.canvas,
-            gpu_canvas=args.gpu_canvas,
-            calibration=image_files(args.calibration), accuracy_ann=args.accuracy_ann,
-            accuracy_images=args.accuracy_images,
-            accuracy_limit=args.accuracy_limit,
-            max_map_drop=args.max_map_drop))
+        from .pipeline import run
+        from .request import Accuracy, Export, Placement, Request, taken
+        result = run(Request(taken(Export, args), taken(Placement, args),
+                             taken(Accuracy, args)))
         print(f'export: wrote {result.version_dir}')
         return 0
     return cli.run('export', work, verbose=args.verbose)

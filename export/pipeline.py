@@ -18,8 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-from detection.preprocess import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS,
-                                  Preprocessing, Size, canvas_problem, decode,
+from detection.preprocess import (Preprocessing, Size, canvas_problem, decode,
                                   prepare, sizes, two_buckets)
 from detection.runtime import Detector, runner
 from ground.versions import package_versions
@@ -29,101 +28,17 @@ from . import model as detector_model
 from . import (accuracy, ensemble, onnx_export, parity, repository,
                store)
 from . import triton_config
-from .capacity import GPU_INSTANCES, Capacity
+from .capacity import Capacity
 from .device import Device
 from .errors import ExportError
 from .formats import FORMATS, Format
+from .request import Request
 from .steps import files, size, step
 
 log = logging.getLogger('export')
 
 PACKAGES = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmdeploy', 'onnx',
             'onnxruntime', 'opencv-python', 'numpy')
-
-
-@dataclass
-class Request:
-    config: Path
-    checkpoint: Path
-    images: Sequence[Path]
-    format: str = 'onnxruntime'
-    name: str = 'faster_rcnn'
-    repository: Path = Path('model_repository')
-    version: Optional[int] = None
-    min_parity: float = 0.95
-    box_tol: float = 0.5
-    score_tol: float = 1e-3
-    instances: int = 1       # detector instances
-    device: str = 'cpu'      # cpu, cuda or cuda:N: where the detector runs
-    cpus: Optional[int] = None  # the serving host's CPUs (default: this host's)
-    gpu_cpus: Optional[int] = None  # a GPU pod's CPUs (default: cpus)
-    max_queue: int = 64      # requests each model may queue; more: "busy"
-    queue_timeout_s: float = 60.0  # longest wait in a queue; longer: "busy"
-    trt_accelerator: Optional[str] = None
-    max_queue_delay_us: int = 2000  # the batcher's wait, when it batches
-    batch_requests: Optional[bool] = None  # None: on a GPU only
-    max_pixels: int = DEFAULT_MAX_PIXELS   # served requests above: refused
-    max_bytes: int = DEFAULT_MAX_BYTES
-    canvas: Tuple[Size, ...] = ()  # shape buckets (h, w); mAP-gated
-    # the GPU placement's buckets; None: --canvas, else the fewest that hold
-    # every image (two_buckets); (): mmdet's padding there too
-    gpu_canvas: Optional[Tuple[Size, ...]] = None
-    # int8 only: calibration images; int8, fp16, tf32 and a canvas: the mAP
-    # gate's annotated set and largest AP drop (None: the format's)
-    calibration: Sequence[Path] = ()
-    accuracy_ann: Optional[Path] = None
-    accuracy_images: Optional[Path] = None
-    accuracy_limit: int = 0
-    max_map_drop: Optional[float] = None
-    # False only for `make bench`'s own scratch repository: its model has
-    # random weights, which no annotated set can judge (not on the CLI)
-    accuracy_gate: bool = True
-
-    @property
-    def served_name(self) -> str:
-        """The ensemble clients call: ``name``, or ``name_int8`` beside it."""
-        return FORMATS[self.format].model_name(self.name)
-
-    @property
-    def detector_name(self) -> str:
-        return ensemble.composing(self.served_name)[1]
-
-    @property
-    def target(self) -> Device:
-        """The device; a TensorRT engine is built for a GPU, cuda:0
-        unless one is named."""
-        device = Device.parse(self.device)
-        return Device('cuda') if FORMATS[self.format].gpu and not device.gpu \
-            else device
-
-    @property
-    def gated(self) -> bool:
-        """Judged by mAP: a reduced precision, or a canvas (no longer
-        mmdet's padding, so no longer exact)."""
-        return FORMATS[self.format].gated or bool(self.canvas)
-
-    @property
-    def map_drop(self) -> float:
-        return (FORMATS[self.format].max_map_drop if self.max_map_drop is None
-                else self.max_map_drop)
-
-    @property
-    def capacity(self) -> Capacity:
-        return Capacity.for_host(self.cpus, detector_instances=self.instances,
-                                 max_queue=self.max_queue,
-                                 queue_timeout_s=self.queue_timeout_s,
-                                 gpu=self.target.gpu,
-                                 batch_requests=self.batch_requests)
-
-    @property
-    def gpu_capacity(self) -> Capacity:
-        """The named GPU placement's: a GPU pod's CPUs, two detector
-        instances a GPU, request batching."""
-        return Capacity.for_host(self.gpu_cpus or self.cpus,
-                                 detector_instances=GPU_INSTANCES,
-                                 max_queue=self.max_queue,
-                                 queue_timeout_s=self.queue_timeout_s,
-                                 gpu=True)
 
 
 @dataclass
@@ -134,18 +49,18 @@ class Result:
 
 def refusal(request: Request, fmt: Format) -> Optional[str]:
     """Why this request cannot be exported here, checked before any work."""
-    if request.canvas and not fmt.takes_canvas:
+    if request.placement.canvas and not fmt.takes_canvas:
         return (f'format {fmt.name} does not take --canvas: its shapes are '
                 'set by its deploy config\'s profile')
     reason = fmt.unavailable(request.target) or request.target.unavailable()
     if reason:
         return reason
-    if not request.images:
+    if not request.export.images:
         return 'parity needs at least one image'
     calibrates = fmt.calibrated
-    if request.gated and not ((request.calibration or not calibrates) and (
-            not request.accuracy_gate
-            or (request.accuracy_ann and request.accuracy_images))):
+    if request.gated and not ((request.accuracy.calibration or not calibrates) and (
+            not request.accuracy.accuracy_gate
+            or (request.accuracy.accuracy_ann and request.accuracy.accuracy_images))):
         calibration = ('calibration images (--calibration) and '
                        if calibrates else '')
         what = f'format {fmt.name}' if fmt.gated else '--canvas'
@@ -155,14 +70,14 @@ def refusal(request: Request, fmt: Format) -> Optional[str]:
 
 
 def run(request: Request) -> Result:
-    fmt: Format = FORMATS[request.format]
+    fmt: Format = FORMATS[request.export.format]
     reason = refusal(request, fmt)
     if reason:
         raise ExportError(reason)
-    if store.is_s3(request.repository):
+    if store.is_s3(request.export.repository):
         return to_s3(request)
-    fresh = not (Path(request.repository) / request.detector_name).exists()
-    model_dir = repository.writable_model_dir(request.repository,
+    fresh = not (Path(request.export.repository) / request.detector_name).exists()
+    model_dir = repository.writable_model_dir(request.export.repository,
                                               request.detector_name)
     try:
         return _export(request, fmt, model_dir)
@@ -176,19 +91,19 @@ def run(request: Request) -> Result:
 def to_s3(request: Request) -> Result:
     """Export into a staging folder, then publish it to the S3 repository
     (checked first: nothing is traced for a store that cannot be written)."""
-    target = store.S3Store(str(request.repository))
+    target = store.S3Store(str(request.export.repository))
     target.check()
-    version = request.version or max(
+    version = request.export.version or max(
         target.versions(request.detector_name), default=0) + 1
     with tempfile.TemporaryDirectory(prefix='export-s3-') as staged:
-        result = run(dataclasses.replace(request, repository=Path(staged),
-                                         version=version))
+        result = run(dataclasses.replace(request, export=dataclasses.replace(
+            request.export, repository=Path(staged), version=version)))
         with step('upload') as note:
             keys = target.publish(Path(staged), [request.served_name])
-            note['done'] = (f'{len(keys)} objects to {request.repository}; '
+            note['done'] = (f'{len(keys)} objects to {request.export.repository}; '
                             f'configs last, {request.served_name} pinned to '
                             f'version {version}')
-    return Result(f'{str(request.repository).rstrip("/")}/'
+    return Result(f'{str(request.export.repository).rstrip("/")}/'
                   f'{request.detector_name}/{version}', result.matches)
 
 
@@ -205,12 +120,12 @@ class Loaded:
 
 def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     loaded = load(request)
-    annotated = bool(request.accuracy_ann and request.accuracy_images)
+    annotated = bool(request.accuracy.accuracy_ann and request.accuracy.accuracy_images)
     split = (accuracy.annotated_split(
-        request.accuracy_ann, request.accuracy_images, request.accuracy_limit,
-        loaded.classes) if request.accuracy_gate and (
+        request.accuracy.accuracy_ann, request.accuracy.accuracy_images, request.accuracy.accuracy_limit,
+        loaded.classes) if request.accuracy.accuracy_gate and (
             request.gated or (annotated and loaded.gpu_canvas)) else None)
-    images = [Path(p) for p in request.images]
+    images = [Path(p) for p in request.export.images]
     decoded = [decode(p.read_bytes()) for p in images]
     with tempfile.TemporaryDirectory(prefix='export-') as workdir:
         work = Path(workdir)
@@ -247,19 +162,19 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
 
 def load(request: Request) -> Loaded:
     with step('load') as note:
-        model, cfg = detector_model.load(request.config, request.checkpoint)
+        model, cfg = detector_model.load(request.export.config, request.export.checkpoint)
         params = dataclasses.replace(
-            detector_model.preprocessing(cfg), max_pixels=request.max_pixels,
-            max_bytes=request.max_bytes)
-        digest = ckpt.sha256(Path(request.checkpoint))
+            detector_model.preprocessing(cfg), max_pixels=request.placement.max_pixels,
+            max_bytes=request.placement.max_bytes)
+        digest = ckpt.sha256(Path(request.export.checkpoint))
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
-                        f'{request.checkpoint} (sha256 {digest[:8]})')
-    params = dataclasses.replace(params, canvas=tuple(request.canvas))
+                        f'{request.export.checkpoint} (sha256 {digest[:8]})')
+    params = dataclasses.replace(params, canvas=tuple(request.placement.canvas))
     gpu_canvas = None
-    if FORMATS[request.format].gpu_placement:
+    if FORMATS[request.export.format].gpu_placement:
         gpu_canvas = (params.canvas or two_buckets(params)
-                      if request.gpu_canvas is None else tuple(request.gpu_canvas))
+                      if request.placement.gpu_canvas is None else tuple(request.placement.gpu_canvas))
     for canvas, flag in ((params.canvas, '--canvas'),
                          (gpu_canvas or (), '--gpu-canvas')):
         problem = canvas_problem(dataclasses.replace(params, canvas=canvas))
@@ -292,8 +207,8 @@ def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
     return {
         'format': fmt.name, 'precision': fmt.precision, 'file': fmt.filename,
         'created': datetime.now(timezone.utc).isoformat(),
-        'config': str(request.config), 'model_config': cfg.pretty_text,
-        'checkpoint': str(request.checkpoint),
+        'config': str(request.export.config), 'model_config': cfg.pretty_text,
+        'checkpoint': str(request.export.checkpoint),
         'checkpoint_sha256': loaded.digest,
         'deploy_config': fmt.deploy_config,
         'opset': deploy_cfg.onnx_config.opset_version,
@@ -320,8 +235,8 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         return triton_config.detector(
             request.detector_name, fmt, inputs, outputs,
             canvas or (loaded.params.largest,), capacity,
-            device=device, max_queue_delay_us=request.max_queue_delay_us,
-            trt_accelerator=request.trt_accelerator,
+            device=device, max_queue_delay_us=request.placement.max_queue_delay_us,
+            trt_accelerator=request.placement.trt_accelerator,
             parameters=fmt.configure(extra), **pinning)
     placements = {'gpu': config(request.gpu_capacity, Device('cuda'),
                                 loaded.gpu_canvas, pin_gpu=False)
@@ -336,11 +251,11 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         (folder / 'labels.txt').write_text('\n'.join(loaded.classes) + '\n')
         (folder / 'metadata.json').write_text(json.dumps(meta, indent=2) + '\n')
 
-    version_dir = repository.publish_version(model_dir, request.version, fill)
+    version_dir = repository.publish_version(model_dir, request.export.version, fill)
     repository.write_configs(model_dir, config(capacity, request.target,
                                                loaded.params.canvas),
                              placements, int(version_dir.name))
-    served = ensemble.write(request.repository, int(version_dir.name),
+    served = ensemble.write(request.export.repository, int(version_dir.name),
                             ensemble.models(
         request.served_name, int(version_dir.name),
         fmt.max_batch_size, loaded.params, loaded.classes,
@@ -376,8 +291,8 @@ def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
                          device.providers(tf32=fmt.tf32),
                          openvino),
             split, loaded.classes, request.map_drop, label)
-        note['done'] = f'{result.summary()} of {request.accuracy_ann}'
-    return {'annotations': str(request.accuracy_ann),
+        note['done'] = f'{result.summary()} of {request.accuracy.accuracy_ann}'
+    return {'annotations': str(request.accuracy.accuracy_ann),
             'images': result.images, 'device': str(device),
             'ap_fp32': result.reference_ap,
             f'ap_{served}': result.candidate_ap, 'max_drop': result.max_drop,
@@ -410,9 +325,9 @@ def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
                 accuracy.Run(artifact, dataclasses.replace(params, canvas=canvas),
                              request.target.providers(fmt.tf32)),
                 split, loaded.classes, request.map_drop, label)
-            note['done'] = f'{result.summary()} of {request.accuracy_ann}'
+            note['done'] = f'{result.summary()} of {request.accuracy.accuracy_ann}'
     except ExportError as exc:
-        if request.gpu_canvas is not None:
+        if request.placement.gpu_canvas is not None:
             raise
         reason = str(exc).replace('; nothing was written', '')
         log.warning("gpu canvas: %s; the GPU placement keeps mmdet's padding",
@@ -433,15 +348,15 @@ def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
         reference = parity.mmdet_detections(model, path)
         candidate = runtime.detect([image])[0]
         matches.append(parity.match(reference, candidate, path.name,
-                                    box_tol=request.box_tol,
-                                    score_tol=request.score_tol))
+                                    box_tol=request.export.box_tol,
+                                    score_tol=request.export.score_tol))
     worst = min(matches, key=lambda m: m.fraction)
-    if worst.fraction < request.min_parity:
+    if worst.fraction < request.export.min_parity:
         raise ExportError(
             f'parity check failed on {worst.name}: the exported model reproduces '
             f'{worst.matched}/{worst.reference} of mmdet\'s detections within '
-            f'{request.box_tol} px / {request.score_tol} score, below '
-            f'{request.min_parity:.0%}; nothing was written')
+            f'{request.export.box_tol} px / {request.export.score_tol} score, below '
+            f'{request.export.min_parity:.0%}; nothing was written')
     return matches
 
 
@@ -449,9 +364,9 @@ def ensure(request: Request) -> Path:
     """The newest detector version if it was exported from this checkpoint
     and config for this host's capacity (threads, queues, batching) and the
     ensemble is pinned to it; otherwise export now."""
-    model_dir = Path(request.repository) / request.detector_name
+    model_dir = Path(request.export.repository) / request.detector_name
     found = repository.versions(model_dir)
-    ensemble_config = Path(request.repository) / request.served_name / 'config.pbtxt'
+    ensemble_config = Path(request.export.repository) / request.served_name / 'config.pbtxt'
     if found and ensemble_config.exists():
         newest = model_dir / str(found[-1])
         meta_file = newest / 'metadata.json'
@@ -459,15 +374,15 @@ def ensure(request: Request) -> Path:
             ensemble_config.read_text()).ensemble_scheduling.step}
         if meta_file.exists() and pinned == {found[-1]}:
             meta = json.loads(meta_file.read_text())
-            if (meta.get('config') == str(request.config)
-                    and meta.get('format') == request.format
+            if (meta.get('config') == str(request.export.config)
+                    and meta.get('format') == request.export.format
                     and meta.get('capacity')
                     == dataclasses.asdict(request.capacity)
                     and meta['preprocessing'].get('canvas', [])
-                    == [list(size) for size in request.canvas]
+                    == [list(size) for size in request.placement.canvas]
                     and meta.get('checkpoint_sha256')
-                    == ckpt.sha256(Path(request.checkpoint))):
+                    == ckpt.sha256(Path(request.export.checkpoint))):
                 log.info('up to date: %s was exported from %s', newest,
-                         request.checkpoint)
+                         request.export.checkpoint)
                 return newest
     return run(request).version_dir

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from detection.preprocess import Preprocessing
 
     from .device import Device
-    from .pipeline import Request
+    from .request import Request
 
 log = logging.getLogger('export')
 Made = Tuple[Path, Dict]  # the file, what the metadata records of it
@@ -78,10 +78,10 @@ def quantized(onnx_path: Path, params: 'Preprocessing', deploy_cfg,
     from . import onnx_export, quantize
     calib = deploy_cfg.calib_config
     with step('quantize') as note:
-        int8 = quantize.quantize(onnx_path, request.calibration, params,
+        int8 = quantize.quantize(onnx_path, request.accuracy.calibration, params,
                                  deploy_cfg, work / 'int8.onnx')
         ops = onnx_export.check(int8)
-        calibrated = min(len(request.calibration), calib.max_images)
+        calibrated = min(len(request.accuracy.calibration), calib.max_images)
         note['done'] = (
             f'{calib.method} calibration on {calibrated} images; '
             f'{ops["QuantizeLinear"]} QuantizeLinear, {ops["DequantizeLinear"]} '

@@ -56,12 +56,14 @@ def random_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope='session')
 def exported(tmp_path_factory, random_checkpoint):
     """The export pipeline, run once: its result and the repository."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Placement, Request
     logging.getLogger('export').setLevel(logging.INFO)
     repo = tmp_path_factory.mktemp('model_repository')
-    request = Request(config=SMALL_CONFIG, checkpoint=random_checkpoint,
-                      images=SAMPLES, repository=repo,
-                      max_queue_delay_us=50_000, batch_requests=True)
+    request = Request(
+        Export(config=SMALL_CONFIG, checkpoint=random_checkpoint,
+               images=SAMPLES, repository=repo),
+        placement=Placement(max_queue_delay_us=50_000, batch_requests=True))
     return request, run(request)
 
 
@@ -69,14 +71,16 @@ def exported(tmp_path_factory, random_checkpoint):
 def exported_demo(exported, tmp_path_factory):
     """The committed demo detector, exported as ``demo`` into the same
     repository (so the one server serves both); its in-process runner."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Request
     from synthetic.generate import write_split
     images = tmp_path_factory.mktemp('demo_parity')
     write_split(images, 'val', 4, seed=1)
     request, _ = exported
-    result = run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                         images=sorted((images / 'val').glob('*.jpg')),
-                         name='demo', repository=request.repository))
+    result = run(Request(
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+               images=sorted((images / 'val').glob('*.jpg')), name='demo',
+               repository=request.export.repository)))
     return for_version(result.version_dir)
 
 
@@ -95,18 +99,20 @@ def val_split(tmp_path_factory):
 def exported_demo_int8(exported, exported_demo, val_split, tmp_path_factory):
     """The demo detector as ``-f onnxruntime-int8`` (served as ``demo_int8``
     beside ``demo``): calibrated on 16 train images, gated on ``val_split``."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Accuracy, Export, Request
     from synthetic.generate import write_split
     calibration = tmp_path_factory.mktemp('calibration')
     write_split(calibration, 'train', 16, seed=0)
     request, _ = exported
     result = run(Request(
-        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
-        format='onnxruntime-int8', images=[val_split.path(i) for i in
-                                           val_split.image_ids[:2]],
-        repository=request.repository,
-        calibration=sorted((calibration / 'train').glob('*.jpg')),
-        accuracy_ann=val_split.ann_file, accuracy_images=val_split.image_dir))
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
+               format='onnxruntime-int8',
+               images=[val_split.path(i) for i in val_split.image_ids[:2]],
+               repository=request.export.repository),
+        accuracy=Accuracy(calibration=sorted((calibration / 'train').glob('*.jpg')),
+                          accuracy_ann=val_split.ann_file,
+                          accuracy_images=val_split.image_dir)))
     return result.version_dir
 
 
@@ -114,14 +120,16 @@ def exported_demo_int8(exported, exported_demo, val_split, tmp_path_factory):
 def exported_demo_fp16(exported, exported_demo, val_split):
     """The demo detector as ``-f onnxruntime-fp16`` (served as ``demo_fp16``
     beside ``demo``), gated on ``val_split``."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Accuracy, Export, Request
     request, _ = exported
     return run(Request(
-        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
-        format='onnxruntime-fp16', images=[val_split.path(i) for i in
-                                           val_split.image_ids[:2]],
-        repository=request.repository, accuracy_ann=val_split.ann_file,
-        accuracy_images=val_split.image_dir)).version_dir
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
+               format='onnxruntime-fp16',
+               images=[val_split.path(i) for i in val_split.image_ids[:2]],
+               repository=request.export.repository),
+        accuracy=Accuracy(accuracy_ann=val_split.ann_file,
+                          accuracy_images=val_split.image_dir))).version_dir
 
 
 @pytest.fixture(scope='session')
@@ -129,25 +137,31 @@ def exported_demo_canvas(exported, exported_demo, val_split):
     """The demo detector on a 320x320 canvas (``--canvas``), served as
     ``demo_canvas`` with request batching on (a 50 ms wait), gated on
     ``val_split``."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Accuracy, Export, Placement, Request
     request, _ = exported
     return run(Request(
-        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo_canvas',
-        canvas=((320, 320),), images=[val_split.path(val_split.image_ids[0])],
-        repository=request.repository, accuracy_ann=val_split.ann_file,
-        accuracy_images=val_split.image_dir, batch_requests=True,
-        max_queue_delay_us=50_000)).version_dir
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+               name='demo_canvas',
+               images=[val_split.path(val_split.image_ids[0])],
+               repository=request.export.repository),
+        placement=Placement(canvas=((320, 320),), batch_requests=True,
+                            max_queue_delay_us=50_000),
+        accuracy=Accuracy(accuracy_ann=val_split.ann_file,
+                          accuracy_images=val_split.image_dir))).version_dir
 
 
 @pytest.fixture(scope='session')
 def exported_openvino(exported):
     """The same R50 and checkpoint as ``-f openvino``: served as
     ``faster_rcnn_openvino`` beside ``faster_rcnn``."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Request
     request, _ = exported
-    return run(Request(config=SMALL_CONFIG, checkpoint=request.checkpoint,
-                       images=SAMPLES, repository=request.repository,
-                       format='openvino'))
+    return run(Request(
+        Export(config=SMALL_CONFIG, checkpoint=request.export.checkpoint,
+               images=SAMPLES, repository=request.export.repository,
+               format='openvino')))
 
 
 @pytest.fixture(scope='session')
@@ -173,7 +187,7 @@ def stack(exported, exported_demo, exported_demo_int8, exported_demo_fp16,
     above wrote into."""
     from tools.stack import served
     request, _ = exported
-    with served(request.repository,
+    with served(request.export.repository,
                 workdir=tmp_path_factory.mktemp('triton')) as stack:
         yield stack
 

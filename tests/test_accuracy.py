@@ -14,7 +14,8 @@ from detection.runtime import for_version
 from evaluation.__main__ import run_path
 from export.errors import ExportError
 from export.parity import mmdet_detections
-from export.pipeline import Request, run
+from export.pipeline import run
+from export.request import Accuracy, Export, Request
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, SAMPLES
 
@@ -73,9 +74,10 @@ def test_a_file_that_is_not_annotations_is_refused_in_one_line(
     repo = tmp_path / 'repo'
     named = re.escape(str(ann)) + ' ' + message
     with pytest.raises(ExportError, match='^accuracy gate: ' + named):
-        run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                    images=SAMPLES, format='onnxruntime-fp16', repository=repo,
-                    accuracy_ann=ann, accuracy_images=tmp_path))
+        run(Request(
+            Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                   images=SAMPLES, format='onnxruntime-fp16', repository=repo),
+            accuracy=Accuracy(accuracy_ann=ann, accuracy_images=tmp_path)))
     assert not repo.exists() or list(repo.iterdir()) == []
     out = tmp_path / 'eval.json'
     done = subprocess.run(

@@ -17,7 +17,8 @@ from detection.preprocess import (BatchError, Preprocessing, batch, bucket,
                                   canvas_problem, prepare)
 from detection.runtime import for_version
 from export.errors import ExportError
-from export.pipeline import Request, run
+from export.pipeline import run
+from export.request import Accuracy, Export, Placement, Request
 from export.triton_config import parse
 
 from .conftest import (DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, batched_in_bursts,
@@ -112,11 +113,13 @@ def test_a_canvas_too_small_for_the_config_is_refused(tmp_path, val_split, field
     with pytest.raises(ExportError, match=r'^canvas 256x320 does not hold every '
                        'image this config resizes to: they pad up to 320x320; '
                        f'{flag} 320x320 holds all; nothing was written$'):
-        run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                    **{field: ((256, 320),)}, repository=tmp_path,
-                    images=[val_split.path(val_split.image_ids[0])],
-                    accuracy_ann=val_split.ann_file,
-                    accuracy_images=val_split.image_dir))
+        run(Request(
+            Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                   repository=tmp_path,
+                   images=[val_split.path(val_split.image_ids[0])]),
+            placement=Placement(**{field: ((256, 320),)}),
+            accuracy=Accuracy(accuracy_ann=val_split.ann_file,
+                              accuracy_images=val_split.image_dir)))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -287,7 +287,7 @@ def test_the_pre_and_post_models_compute_the_same_on_the_images_python(
     from detection.preprocess import batch, decode, prepare
     request, result = exported
     version = result.version_dir.name
-    repo = Path(request.repository)
+    repo = Path(request.export.repository)
     images = {f'r{i}': path.read_bytes() for i, path in enumerate(SAMPLES[:2])}
     prepared = {r: batch([prepare(decode(data), onnx_detector.params)])
                 for r, data in images.items()}

@@ -165,7 +165,7 @@ def test_ensemble_pins_the_detector_version_on_every_step(exported):
     """Pre/post are published with the detector's version number, each with
     its own parameters and code, and the ensemble pins that version."""
     request, result = exported
-    repo, version = request.repository, int(result.version_dir.name)
+    repo, version = request.export.repository, int(result.version_dir.name)
     ensemble = parse((repo / 'faster_rcnn' / 'config.pbtxt').read_text())
     assert ensemble.platform == 'ensemble'
     steps = ensemble.ensemble_scheduling.step
@@ -261,11 +261,13 @@ def test_parity_failure_fails_the_export_and_writes_nothing(
         tmp_path, random_checkpoint):
     """Zero tolerance: the graph's float rounding (~1e-5 px) must fail it."""
     from export.errors import ExportError
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Request
     from .conftest import SAMPLES
-    request = Request(config=SMALL_CONFIG, checkpoint=random_checkpoint,
-                      images=SAMPLES[:1], repository=tmp_path / 'repo',
-                      box_tol=0.0, score_tol=0.0)
+    request = Request(
+        Export(config=SMALL_CONFIG, checkpoint=random_checkpoint,
+               images=SAMPLES[:1], repository=tmp_path / 'repo', box_tol=0.0,
+               score_tol=0.0))
     with pytest.raises(ExportError, match='parity check failed.*nothing was'):
         run(request)
     assert not list((tmp_path / 'repo').glob('*/[0-9]*'))

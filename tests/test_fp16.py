@@ -15,7 +15,8 @@ from export.capacity import Capacity
 from export.device import Device
 from export.errors import ExportError
 from export.formats import FORMATS
-from export.pipeline import Request, run
+from export.pipeline import run
+from export.request import Accuracy, Export, Placement, Request
 from export.triton_config import detector, parse, place, to_text
 from triton_frcnn.client import TritonDetector
 
@@ -80,9 +81,10 @@ def test_the_fp16_gate_refuses_a_larger_drop_than_allowed(exported_demo_fp16,
 
 def test_fp16_without_annotations_is_refused(tmp_path):
     with pytest.raises(ExportError) as err:
-        run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                    images=SAMPLES, format='onnxruntime-fp16',
-                    repository=tmp_path))
+        run(Request(
+            Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                   images=SAMPLES, format='onnxruntime-fp16',
+                   repository=tmp_path)))
     assert str(err.value) == (
         'format onnxruntime-fp16 needs an annotated set for its mAP gate '
         '(--accuracy-ann, --accuracy-images)')
@@ -117,11 +119,13 @@ def test_a_tf32_detector_runs_with_tf32_on_its_gpu():
 def test_tf32_is_gated_on_the_gpu(val_split, tmp_path):
     """Runs where CUDA is: TF32 judged on the card against fp32 there."""
     result = run(Request(
-        config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
-        format='onnxruntime-tf32', device='cuda',
-        images=[val_split.path(i) for i in val_split.image_ids[:2]],
-        repository=tmp_path, accuracy_ann=val_split.ann_file,
-        accuracy_images=val_split.image_dir))
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, name='demo',
+               format='onnxruntime-tf32',
+               images=[val_split.path(i) for i in val_split.image_ids[:2]],
+               repository=tmp_path),
+        placement=Placement(device='cuda'),
+        accuracy=Accuracy(accuracy_ann=val_split.ann_file,
+                          accuracy_images=val_split.image_dir)))
     gate = json.loads((result.version_dir / 'metadata.json').read_text())[
         'accuracy']
     assert gate['device'] == 'cuda:0'

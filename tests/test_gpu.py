@@ -150,7 +150,7 @@ def test_a_gpu_model_on_a_host_without_one_is_left_out_and_the_rest_served(
         exported, exported_demo, tmp_path):
     request, _ = exported
     repo = tmp_path / 'repo'
-    shutil.copytree(request.repository, repo, copy_function=os.link)
+    shutil.copytree(request.export.repository, repo, copy_function=os.link)
     config = repo / 'demo_detector' / 'config.pbtxt'
     text = config.read_text()
     config.unlink()  # a hard link: the session's repository keeps its own
@@ -173,12 +173,14 @@ def test_a_gpu_model_on_a_host_without_one_is_left_out_and_the_rest_served(
 def test_served_on_the_gpu_equals_the_cpu_path(stack, tmp_path):
     """On a CUDA host: the demo detector exported for cuda:0, served, gives
     the CPU server's detections (fp32, TF32 off)."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Placement, Request
     from tools.stack import served
     images = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))[:2]
-    request = Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                      images=images, name='demo', device='cuda',
-                      repository=tmp_path / 'repo')
+    request = Request(
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, images=images,
+               name='demo', repository=tmp_path / 'repo'),
+        placement=Placement(device='cuda'))
     run(request)
     probe = photo_like(320, 256, 7)
     with stack.detector('demo') as cpu:
@@ -200,7 +202,7 @@ def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
     from export.capacity import available_cpus
     request, _ = exported
     placed = tmp_path / 'placed'
-    version = place_repository(request.repository, placed, 'demo',
+    version = place_repository(request.export.repository, placed, 'demo',
                                Device('cuda', 1), tf32=False)
     assert sorted(p.name for p in placed.iterdir()) == [
         'demo', 'demo_detector', 'demo_postprocess', 'demo_preprocess']
@@ -218,11 +220,11 @@ def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
     pre = parse((placed / 'demo_preprocess' / 'config.pbtxt').read_text())
     assert pre.instance_group[0].count == max(1, available_cpus() // 2)
     assert 'canvas' not in pre.parameters
-    source = request.repository / 'demo_detector'
+    source = request.export.repository / 'demo_detector'
     assert parse((source / 'config.pbtxt').read_text()).instance_group[0] \
         .kind == mc.ModelInstanceGroup.KIND_CPU
     assert (version / 'model.onnx').samefile(source / version.name / 'model.onnx')
-    place_repository(request.repository, placed, 'demo', Device('cuda', 1),
+    place_repository(request.export.repository, placed, 'demo', Device('cuda', 1),
                      tf32=True, canvas=((320, 352), (352, 320)))
     config = parse((placed / 'demo_detector' / 'config.pbtxt').read_text())
     assert cuda_options(config) == {'use_tf32': '1'}
@@ -240,7 +242,7 @@ def demo_fp16_graph(exported, exported_demo, tmp_path_factory):
     from bench.gpu_pack import halve
     request, _ = exported
     folder = tmp_path_factory.mktemp('fp16')
-    halve(request.repository, folder, ['demo'])
+    halve(request.export.repository, folder, ['demo'])
     return folder
 
 
@@ -255,7 +257,7 @@ def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
     out = tmp_path / 'gpu'
     eager = not gpu.eager_unavailable()
     assert gpu.main([
-        '-r', str(request.repository), '-m', 'demo', '--gate-model', 'demo',
+        '-r', str(request.export.repository), '-m', 'demo', '--gate-model', 'demo',
         '--fp16', str(demo_fp16_graph), '--ann', str(val_split.ann_file),
         '--gate-images', str(val_split.image_dir), '--gate-limit', '12',
         '--device', 'cpu', '--images', *map(str, unseen_images[:2]),
@@ -368,7 +370,7 @@ def test_the_gpu_sitting_refuses_a_pack_without_fp16_graphs(
         exported, exported_demo, tmp_path, capsys):
     from bench import gpu
     request, _ = exported
-    assert gpu.main(['-r', str(request.repository), '-m', 'demo',
+    assert gpu.main(['-r', str(request.export.repository), '-m', 'demo',
                      '--gate-model', 'demo', '--device', 'cpu', '--no-eager',
                      '--fp16', str(tmp_path), '--ann', str(tmp_path),
                      '--gate-images', str(tmp_path),
@@ -383,7 +385,7 @@ def test_without_torchvision_the_gpu_bench_says_how_to_run(
         exported, exported_demo, demo_fp16_graph, tmp_path, capsys):
     from bench import gpu
     request, _ = exported
-    assert gpu.main(['-r', str(request.repository), '-m', 'demo',
+    assert gpu.main(['-r', str(request.export.repository), '-m', 'demo',
                      '--gate-model', 'demo', '--device', 'cpu',
                      '--fp16', str(demo_fp16_graph), '--ann', str(tmp_path),
                      '--gate-images', str(tmp_path),

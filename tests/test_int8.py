@@ -11,7 +11,8 @@ import pytest
 from detection.preprocess import Preprocessing
 from export import accuracy
 from export.errors import ExportError
-from export.pipeline import Request, run
+from export.pipeline import run
+from export.request import Accuracy, Export, Request
 
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, SAMPLES, SMALL_CONFIG
 
@@ -64,9 +65,10 @@ def test_gate_refuses_a_larger_drop_than_allowed(exported_demo,
 
 def test_int8_without_calibration_or_annotations_is_refused(tmp_path):
     with pytest.raises(ExportError, match='needs calibration images'):
-        run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                    images=SAMPLES, format='onnxruntime-int8',
-                    repository=tmp_path))
+        run(Request(
+            Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                   images=SAMPLES, format='onnxruntime-int8',
+                   repository=tmp_path)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -75,9 +77,11 @@ def test_annotations_of_other_classes_are_refused_before_export(
     """The COCO-class R50 cannot be judged on the shapes dataset: refused
     after loading, before any tracing, and nothing is written."""
     with pytest.raises(ExportError, match=r"accuracy gate: classes \['person'"):
-        run(Request(config=SMALL_CONFIG, checkpoint=random_checkpoint,
-                    images=SAMPLES, format='onnxruntime-int8',
-                    repository=tmp_path, calibration=SAMPLES,
-                    accuracy_ann=val_split.ann_file,
-                    accuracy_images=val_split.image_dir))
+        run(Request(
+            Export(config=SMALL_CONFIG, checkpoint=random_checkpoint,
+                   images=SAMPLES, format='onnxruntime-int8',
+                   repository=tmp_path),
+            accuracy=Accuracy(calibration=SAMPLES,
+                              accuracy_ann=val_split.ann_file,
+                              accuracy_images=val_split.image_dir)))
     assert list(tmp_path.iterdir()) == []

@@ -14,11 +14,11 @@ from packaging.requirements import Requirement
 from .conftest import ROOT
 
 # Floors from the ground up; a module may import its own floor and below.
-FLOORS = {'triton_frcnn.wire': 0, 'triton_frcnn.files': 0, 'detection': 1,
-          'export': 2, 'serve': 3, 'triton_frcnn.client': 4, 'client': 4,
-          'tools': 5, 'bench': 5, 'evaluation': 5, 'synthetic': 5}
-SOURCES = ['detection', 'export', 'serve', 'tools', 'bench', 'evaluation',
-           'synthetic', 'client']
+FLOORS = {'triton_frcnn.wire': 0, 'triton_frcnn.files': 0, 'ground': 0,
+          'detection': 1, 'export': 2, 'serve': 3, 'triton_frcnn.client': 4,
+          'client': 4, 'tools': 5, 'bench': 5, 'evaluation': 5, 'synthetic': 5}
+SOURCES = ['ground', 'detection', 'export', 'serve', 'tools', 'bench',
+           'evaluation', 'synthetic', 'client']
 HEAVY = ('torch', 'mmcv', 'mmdet', 'mmengine', 'mmdeploy', 'onnxruntime',
          'onnx', 'cv2', 'openvino', 'detection', 'export', 'serve')
 

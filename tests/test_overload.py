@@ -21,16 +21,17 @@ BURST = 24
 def busy(tmp_path_factory):
     """The demo detector exported with a queue of one request per model,
     on a server of its own; and 16 synthetic images."""
-    from export.pipeline import Request
+    from export.request import Export, Placement, Request
     from synthetic.generate import write_split
     from tools.stack import served
     folder = tmp_path_factory.mktemp('overload')
     write_split(folder, 'val', 16, seed=3)
     images = sorted((folder / 'val').glob('*.jpg'))
-    request = Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                      images=images[:2], name='demo',
-                      repository=folder / 'repo', max_queue=1)
-    with served(request.repository, [request],
+    request = Request(
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+               images=images[:2], name='demo', repository=folder / 'repo'),
+        placement=Placement(max_queue=1))
+    with served(request.export.repository, [request],
                 workdir=folder / 'triton') as stack:
         yield stack, images
 

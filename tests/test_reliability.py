@@ -149,7 +149,7 @@ def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
     import psutil
     request, _ = exported
     repo = tmp_path / 'repo'
-    shutil.copytree(request.repository, repo, copy_function=os.link)
+    shutil.copytree(request.export.repository, repo, copy_function=os.link)
     soak = subprocess.Popen(
         [sys.executable, '-m', 'tools.soak', '--start', str(repo),
          str(SAMPLES[0]), '--requests', '100000', '--concurrency', '2'],
@@ -196,7 +196,7 @@ def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
     request, _ = exported
     repo = tmp_path / 'repo'
     for name in ('demo', 'demo_preprocess', 'demo_detector', 'demo_postprocess'):
-        shutil.copytree(request.repository / name, repo / name,
+        shutil.copytree(request.export.repository / name, repo / name,
                         copy_function=os.link)
     restricted = 'inference,metadata,model-config:x-api-key=s3cret'
     server = TritonServer.on_free_ports(
@@ -225,7 +225,7 @@ def second_server(exported, tmp_path):
     """A server of its own, to be killed; on a hard-linked copy of the repo."""
     request, _ = exported
     repo = tmp_path / 'repo'
-    shutil.copytree(request.repository, repo, copy_function=os.link)
+    shutil.copytree(request.export.repository, repo, copy_function=os.link)
     server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton')
     yield server
     server.stop()
@@ -257,19 +257,21 @@ def test_a_detector_version_is_only_ever_served_with_its_own_class_list(
     import torch
 
     from export.checkpoint import save
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Request
 
     from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG
     request, _ = exported
     repo = tmp_path / 'repo'
-    shutil.copytree(request.repository, repo, copy_function=os.link)
+    shutil.copytree(request.export.repository, repo, copy_function=os.link)
     old = json.loads((repo / 'demo_detector/1/metadata.json').read_text())['classes']
     renamed = [f'renamed_{name}' for name in old]
     state = torch.load(DEMO_CHECKPOINT, weights_only=True)
     checkpoint = save(tmp_path / 'renamed.pth', state['state_dict'], renamed)
     images = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))[:1]
-    run(Request(config=DEMO_CONFIG, checkpoint=checkpoint, images=images,
-                name='demo', repository=repo))
+    run(Request(
+        Export(config=DEMO_CONFIG, checkpoint=checkpoint, images=images,
+               name='demo', repository=repo)))
     probe = photo_like(320, 256, 11)
 
     def served_names():

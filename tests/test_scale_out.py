@@ -82,11 +82,13 @@ def test_unusable_s3_repositories_are_refused_in_one_line_naming_the_url(
 @pytest.fixture(scope='module')
 def published(s3):
     """The demo detector exported straight to S3 by the export pipeline."""
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Request
     url = f's3://{s3}/{BUCKET}/exported'
     images = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))[:1]
-    result = run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                         images=images, name='demo', repository=url))
+    result = run(Request(
+        Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT, images=images,
+               name='demo', repository=url)))
     return url, result
 
 
@@ -128,7 +130,7 @@ def replicas(exported, tmp_path_factory):
     work = tmp_path_factory.mktemp('cluster')
 
     def publish(url: str) -> None:
-        staged = stage_demo(request.repository, work / 'staged')
+        staged = stage_demo(request.export.repository, work / 'staged')
         S3Store(url).publish(staged, ['demo'])
     with cluster(work, replicas=2, poll=1.0, publish=publish) as running:
         yield running
@@ -209,7 +211,8 @@ def test_a_replica_killed_mid_run_loses_no_request_and_rejoins(replicas):
 
 def test_a_new_version_rolls_out_on_every_replica_with_no_failed_request(
         replicas):
-    from export.pipeline import Request, run
+    from export.pipeline import run
+    from export.request import Export, Placement, Request
     stop, answered, failures = threading.Event(), [0], []
 
     def load() -> None:
@@ -226,9 +229,11 @@ def test_a_new_version_rolls_out_on_every_replica_with_no_failed_request(
     try:
         images = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))[:1]
         with aws_environment():
-            run(Request(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
-                        images=images, name='demo',
-                        repository=replicas.repository, cpus=1))
+            run(Request(
+                Export(config=DEMO_CONFIG, checkpoint=DEMO_CHECKPOINT,
+                       images=images, name='demo',
+                       repository=replicas.repository),
+                placement=Placement(cpus=1)))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not all(
                 pinned(r) == {2} for r in replicas.replicas):

@@ -42,13 +42,13 @@ def main(argv=None) -> int:
 
 
 def demo(args: argparse.Namespace, images: list) -> int:
-    from export.pipeline import Request
+    from export.request import Export, Request
     from triton_frcnn.client.cli import main as detect
 
     from .stack import served
-    request = Request(config=args.config, checkpoint=args.checkpoint,
-                      images=images[:4], name=args.name,
-                      repository=args.repository)
+    request = Request(
+        Export(config=args.config, checkpoint=args.checkpoint,
+               images=images[:4], name=args.name, repository=args.repository))
     with served(args.repository, [request]) as stack:
         print(f'[demo] Triton on {stack.grpc_url} (log '
               f'{stack.server.log_file})', flush=True)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence
 
-from export.pipeline import Request, ensure
+from export.pipeline import ensure
+from export.request import Request
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
 

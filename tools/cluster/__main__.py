@@ -51,10 +51,12 @@ def main(argv=None) -> int:
         sorted(paths.SAMPLES.glob('*.jpg'))
 
     def publish(repository: str) -> None:
-        from export.pipeline import Request, run
-        run(Request(config=args.config, checkpoint=args.checkpoint,
-                    images=images, name=args.name, repository=repository,
-                    cpus=1))  # each replica has one core
+        from export.pipeline import run
+        from export.request import Export, Placement, Request
+        run(Request(
+            Export(config=args.config, checkpoint=args.checkpoint,
+                   images=images, name=args.name, repository=repository),
+            placement=Placement(cpus=1)))  # each replica has one core
     return cli.run('cluster', lambda: run_until_stopped(args, publish, tls))
 
 
