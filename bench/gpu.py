@@ -200,27 +200,24 @@ def eager_model(params, device: Device, tf32: bool):
     return call
 
 
-def served(version: Path, model: str, reference: Callable,
-           payloads: Sequence[bytes], names: Sequence[str],
-           args: argparse.Namespace, workdir: Path) -> Dict:
-    """The placed repository served: parity against ``reference``, then
-    each of ``args.concurrency`` through the ensemble."""
+def serve_variants(args: argparse.Namespace, reference,
+                   payloads: Sequence[bytes], names: Sequence[str]) -> Dict:
+    """Every variant placed in one repository as MODEL_VARIANT and served by
+    one server (one start, one warm-up, on a card or here), then measured in
+    turn; a variant that fails is recorded and the next one measured."""
     from serve.server import TritonServer
-    from triton_frcnn.client import TritonDetector
-
-    from .load import drive
-    server = TritonServer.on_free_ports(version.parent.parent, workdir=workdir)
-    try:
-        server.start()
-        url = f'127.0.0.1:{server.grpc_port}'
-        with TritonDetector(url, model, wait=120) as det:
-            checked = parity(reference, det.infer_bytes, payloads, names)
-        levels = [asyncio.run(drive(
-            [url], model, composing(model), payloads, c, args.warmup,
-            args.seconds)).row() for c in args.concurrency]
-    finally:
-        server.stop()
-    return {'parity': checked, 'levels': levels, 'report': server.report}
+    repository = args.out / 'repository'
+    for variant in args.variants:
+        place_repository(args.repository, repository, args.model, args.device,
+                         **how_placed(variant, args, reference.params,
+                                      args.model),
+                         as_name=f'{args.model}_{variant}')
+    server = TritonServer.on_free_ports(repository, workdir=args.out / 'triton')
+    with server:
+        return {'server_report': server.report, 'variants': {
+            variant: attempt(lambda: serve_variant(
+                f'{args.model}_{variant}', server, args, reference, payloads,
+                names)) for variant in args.variants}}
 
 
 def how_placed(variant: str, args: argparse.Namespace, params,
@@ -231,23 +228,25 @@ def how_placed(variant: str, args: argparse.Namespace, params,
             'graph': args.fp16 / f'{model}.onnx' if variant == 'fp16' else None}
 
 
-def serve_variant(variant: str, args: argparse.Namespace, reference,
+def serve_variant(model: str, server, args: argparse.Namespace, reference,
                   payloads: Sequence[bytes], names: Sequence[str]) -> Dict:
     """One placement served: parity against the CPU, throughput at each
     concurrency, where a request's time goes at the best one."""
-    from .load import share
-    version = place_repository(
-        args.repository, args.out / 'repositories' / variant, args.model,
-        args.device, **how_placed(variant, args, reference.params, args.model))
-    serving = served(version, args.model, reference, payloads, names, args,
-                     args.out / 'triton' / variant)
-    best = max(serving['levels'], key=lambda row: row['throughput'])
-    pre, _, post = composing(args.model)
-    return {'parity': serving['parity'], 'levels': serving['levels'],
+    from triton_frcnn.client import TritonDetector
+
+    from .load import drive, share
+    url = f'127.0.0.1:{server.grpc_port}'
+    with TritonDetector(url, model, wait=120) as det:
+        checked = parity(reference, det.infer_bytes, payloads, names)
+    levels = [asyncio.run(drive([url], model, composing(model), payloads, c,
+                                args.warmup, args.seconds)).row()
+              for c in args.concurrency]
+    best = max(levels, key=lambda row: row['throughput'])
+    pre, _, post = composing(model)
+    return {'parity': checked, 'levels': levels,
             'best_throughput': best['throughput'],
             'best_concurrency': best['concurrency'],
-            'prepost_share_at_best': round(share(best['models'], [pre, post]), 4),
-            'server_report': serving['report']}
+            'prepost_share_at_best': round(share(best['models'], [pre, post]), 4)}
 
 
 def gates(args: argparse.Namespace) -> Dict:
@@ -404,10 +403,11 @@ def sitting(args: argparse.Namespace) -> int:
         'paths': in_process(args, version, cpu.params, payloads),
         'served': {}, 'gates': None}, PACKAGES)
     save(report, args.out)
-    for variant in args.variants:
-        report['served'][variant] = attempt(lambda: serve_variant(
-            variant, args, cpu, payloads, names))
-        save(report, args.out)
+    serving = attempt(lambda: serve_variants(args, cpu, payloads, names))
+    report['server_report'] = serving.get('server_report', serving.get('error'))
+    report['served'] = serving.get('variants') or {
+        variant: serving for variant in args.variants}
+    save(report, args.out)
     report['gates'] = attempt(lambda: gates(args))
     save(report, args.out)
     print((args.out / 'performance-gpu.md').read_text())

@@ -23,21 +23,30 @@ def version_of(repository: Path, model: str) -> Path:
 
 def place_repository(source: Path, target: Path, model: str, device: Device,
                      tf32: bool, canvas: Sequence = (),
-                     graph: Optional[Path] = None) -> Path:
-    """A copy of ``model``'s folders in ``source``, set up for this host: its
-    detector placed on ``device`` (instance group, batching, CUDA settings,
-    a warm-up of every padded size at every batch size) and its
-    preprocessing given this host's instances; ``canvas``: shape buckets,
-    as a GPU placement's preprocessing carries them; ``graph``: another
-    graph file for the detector (the fp16 one). Returns the detector's
-    version folder."""
+                     graph: Optional[Path] = None,
+                     as_name: Optional[str] = None) -> Path:
+    """A copy of ``model``'s folders in ``source`` (named ``as_name``'s, so
+    that one repository holds several placements of one model), set up for
+    this host: its detector placed on ``device`` (instance group, batching,
+    CUDA settings, a warm-up of every padded size at every batch size) and
+    its preprocessing given this host's instances; ``canvas``: shape
+    buckets, as a GPU placement's preprocessing carries them; ``graph``:
+    another graph file for the detector (the fp16 one). Returns the
+    detector's version folder."""
     from detection.preprocess import Preprocessing, sizes
     from export.capacity import Capacity, available_cpus
     from export.triton_config import parse, place, to_text, warm_up
-    shutil.rmtree(target, ignore_errors=True)
-    for part in composing(model) + [model]:
-        shutil.copytree(source / part, target / part, copy_function=os.link)
-    pre_name, detector_name, _ = composing(model)
+    name = as_name or model
+    renamed = dict(zip(composing(model) + [model], composing(name) + [name]))
+    for old, new in renamed.items():
+        shutil.rmtree(target / new, ignore_errors=True)
+        shutil.copytree(source / old, target / new, copy_function=os.link)
+        config = parse((target / new / 'config.pbtxt').read_text())
+        config.name = new
+        for step in config.ensemble_scheduling.step:
+            step.model_name = renamed[step.model_name]
+        rewrite(target / new / 'config.pbtxt', to_text(config))
+    pre_name, detector_name, _ = composing(name)
     detector = parse((target / detector_name / 'config.pbtxt').read_text())
     version = target / detector.name / str(
         detector.version_policy.specific.versions[0])

@@ -2,7 +2,7 @@
 # The GPU sitting, run on the device machine by the device tool's last call
 # (docs/gpu-sitting.md): join the parts carried into $CARRY, check them,
 # install the wheels beside the machine's torch, run python -m bench.gpu,
-# and leave performance-gpu.json/.md and the servers' logs in $OUT (the device
+# and leave performance-gpu.json/.md and the server's log in $OUT (the device
 # tool brings them back; the placed repositories stay in $WORK).
 set -euo pipefail
 carry=${CARRY:-/tmp/carry}; work=${WORK:-/tmp/sitting}; out=${OUT:?the device tool sets OUT}
@@ -11,10 +11,7 @@ say() { echo "gpu-sitting: $* ($(( $(date +%s) - started )) s)"; }
 bring_back() {  # also when the run fails or is cut short: what it measured
   mkdir -p "$out"
   cp "$work"/out/performance-gpu.* "$out"/ 2>/dev/null || true
-  for log in "$work"/out/triton/*/*.log; do
-    [ -f "$log" ] && cp "$log" "$out/$(basename "$(dirname "$log")")-$(basename "$log")"
-  done
-  return 0
+  cp "$work"/out/triton/*.log "$out"/ 2>/dev/null || true
 }
 trap bring_back EXIT
 cd "$carry"

@@ -286,16 +286,22 @@ def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
             best['throughput'], best['concurrency'])
         spent = {n: m['queue_ms'] + m['compute_ms'] for n, m in best['models'].items()}
         assert row['prepost_share_at_best'] == round(
-            (spent['demo_preprocess'] + spent['demo_postprocess'])
+            (spent[f'demo_{variant}_preprocess'] + spent[f'demo_{variant}_postprocess'])
             / sum(spent.values()), 4)
     for variant in ('fp32', 'tf32'):
         assert all(r['fraction'] == 1.0 for r in served[variant]['parity'].values())
     assert max(r['max_box_diff'] for r in served['fp16']['parity'].values()) > 0
-    placed = out / 'repositories'
-    assert (placed / 'fp16' / 'demo_detector' / '1' / 'model.onnx').read_bytes() \
+    placed = out / 'repository'  # one server served every variant
+    assert sorted(p.name for p in placed.iterdir()) == sorted(
+        f'demo_{v}{part}' for v in gpu.VARIANTS
+        for part in ('', '_preprocess', '_detector', '_postprocess'))
+    assert (placed / 'demo_fp16_detector' / '1' / 'model.onnx').read_bytes() \
         == (demo_fp16_graph / 'demo.onnx').read_bytes()
-    assert parse((placed / 'buckets' / 'demo_preprocess' / 'config.pbtxt')
+    assert parse((placed / 'demo_buckets_preprocess' / 'config.pbtxt')
                  .read_text()).parameters['canvas'].string_value == '320x320'
+    ensemble = parse((placed / 'demo_tf32' / 'config.pbtxt').read_text())
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
+        'demo_tf32_preprocess', 'demo_tf32_detector', 'demo_tf32_postprocess']
     gates = report['gates']
     assert gates['model'] == 'demo' and gates['images'] == 12
     rows = gates['rows']
@@ -325,7 +331,7 @@ def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
     assert f'fp32 AP {rows["fp32"]["ap"]}; tf32 AP' in text
     cpu_nodes = report['placement']['providers']['CPUExecutionProvider']['nodes']
     assert f'Node placement of the fp32 graph: CPUExecutionProvider {cpu_nodes} nodes.' in text
-    (meta,) = (placed / 'fp32' / 'demo_detector').glob('*/metadata.json')
+    (meta,) = (placed / 'demo_fp32_detector').glob('*/metadata.json')
     assert report['export_parity_vs_mmdet'] == json.loads(meta.read_text())['parity']
 
 
