@@ -3,6 +3,8 @@ input scale) and one real Triton server on free ports, shared by all tests."""
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from detection.runtime import for_version
+from export.ensemble import composing
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_CONFIG = ROOT / 'tests' / 'configs' / 'faster-rcnn_r50_fpn_small.py'
@@ -93,6 +96,14 @@ def val_split(tmp_path_factory):
     out = tmp_path_factory.mktemp('synthetic')
     ann = write_split(out, 'val', 60, seed=1)
     return CocoSplit(ann, out / 'val')
+
+
+@pytest.fixture(scope='session')
+def few_val(val_split):
+    """The first 8 of ``val_split``: enough to score a model, for tests of a
+    gate's refusal (any AP fails a gate that demands 5 points more)."""
+    from detection.coco import CocoSplit
+    return CocoSplit(val_split.ann_file, val_split.image_dir, 8)
 
 
 @pytest.fixture(scope='session')
@@ -247,3 +258,12 @@ def batched_in_bursts(grpc_url: str, model: str, detect, paths,
         if grouped:
             break
     return grouped
+
+
+def copy_models(source: Path, target: Path, *ensembles: str) -> Path:
+    """Hard-linked copies of ``ensembles`` and the models they run: a server
+    started on ``target`` loads only what its test sends to."""
+    for name in ensembles:
+        for model in [*composing(name), name]:
+            shutil.copytree(source / model, target / model, copy_function=os.link)
+    return target

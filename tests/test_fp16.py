@@ -67,7 +67,7 @@ def test_fp16_is_served_beside_fp32(exported_demo_fp16, unseen_images,
 
 
 def test_the_fp16_gate_refuses_a_larger_drop_than_allowed(exported_demo_fp16,
-                                                          val_split):
+                                                          few_val):
     meta = json.loads((exported_demo_fp16 / 'metadata.json').read_text())
     fp32 = exported_demo_fp16.parent.parent / 'demo_detector' / '1' / 'model.onnx'
     params = Preprocessing.from_dict(meta['preprocessing'])
@@ -75,7 +75,7 @@ def test_the_fp16_gate_refuses_a_larger_drop_than_allowed(exported_demo_fp16,
                        r'fp32 -> [\d.]+ fp16 .*allowed -(-5.0|5.0)'):
         accuracy.check(accuracy.Run(fp32, params),
                        accuracy.Run(exported_demo_fp16 / 'model.onnx', params),
-                       val_split, meta['classes'], max_drop=-5.0,
+                       few_val, meta['classes'], max_drop=-5.0,
                        label='fp16')
 
 

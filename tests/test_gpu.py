@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 import types
@@ -23,7 +21,7 @@ from serve.server import TritonServer
 from google.protobuf.json_format import MessageToDict
 from tritonclient.grpc import model_config_pb2 as mc
 
-from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, photo_like
+from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, copy_models, photo_like
 from .test_repository import INPUTS, OUTPUTS
 
 RUNTIME_BACKEND = ROOT / 'serve' / 'backends' / 'runtime.py'
@@ -149,8 +147,8 @@ def test_the_openvino_backend_passes_on_only_what_ngcs_does():
 def test_a_gpu_model_on_a_host_without_one_is_left_out_and_the_rest_served(
         exported, exported_demo, tmp_path):
     request, _ = exported
-    repo = tmp_path / 'repo'
-    shutil.copytree(request.export.repository, repo, copy_function=os.link)
+    repo = copy_models(request.export.repository, tmp_path / 'repo',
+                       'faster_rcnn', 'demo')
     config = repo / 'demo_detector' / 'config.pbtxt'
     text = config.read_text()
     config.unlink()  # a hard link: the session's repository keeps its own

@@ -51,7 +51,7 @@ def test_metadata_records_calibration_and_gate(exported_demo_int8):
 
 
 def test_gate_refuses_a_larger_drop_than_allowed(exported_demo,
-                                                 exported_demo_int8, val_split):
+                                                 exported_demo_int8, few_val):
     """Demanding that int8 beat fp32 by 5 points must fail, with numbers."""
     meta = json.loads((exported_demo_int8 / 'metadata.json').read_text())
     params = Preprocessing.from_dict(meta['preprocessing'])
@@ -60,7 +60,7 @@ def test_gate_refuses_a_larger_drop_than_allowed(exported_demo,
                        r'fp32 -> [\d.]+ .*allowed -(-5.0|5.0)'):
         accuracy.check(accuracy.Run(fp32, params),
                        accuracy.Run(exported_demo_int8 / 'model.onnx', params),
-                       val_split, meta['classes'], max_drop=-5.0)
+                       few_val, meta['classes'], max_drop=-5.0)
 
 
 def test_int8_without_calibration_or_annotations_is_refused(tmp_path):

@@ -5,14 +5,12 @@ that tritonserver's --model-config-name selects."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
@@ -25,7 +23,7 @@ from detection.runtime import for_version
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
 
-from .conftest import ROOT
+from .conftest import ROOT, copy_models
 
 # The parameters NGC 24.10's native backends read (r24.10 source:
 # onnxruntime_backend src/onnxruntime.cc, openvino_backend src/openvino.cc)
@@ -44,7 +42,6 @@ NATIVE_PARAMETERS = {
 FIDELITY = ROOT / 'docs' / 'native-backends.md'
 RUNTIMES = dict(re.findall(r'^(\w+)==(\S+)$', (
     ROOT / 'serve' / 'backends' / 'ngc-runtimes.txt').read_text(), re.M))
-DEMO_MODELS = ('demo', 'demo_preprocess', 'demo_detector', 'demo_postprocess')
 
 
 def written_configs(repository: Path) -> dict:
@@ -162,19 +159,11 @@ def test_each_graph_detects_the_same_under_ngcs_runtimes(
             assert match.matched == match.reference == len(got), match
 
 
-def copy_models(source: Path, target: Path, names) -> Path:
-    """Hard-linked copies of some models of a repository."""
-    for name in names:
-        shutil.copytree(source / name, target / name, copy_function=os.link)
-    return target
-
-
 def test_a_named_config_is_served_where_a_model_has_it(stack, tmp_path):
     """tritonserver's --model-config-name through the launcher: a named CPU
     variant of the detector (two instances) is what the server runs; the
     models without one keep config.pbtxt; the ensemble still answers."""
-    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
-                       DEMO_MODELS)
+    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo', 'demo')
     config = parse((repo / 'demo_detector' / 'config.pbtxt').read_text())
     config.instance_group[0].count = 2
     (repo / 'demo_detector' / 'configs' / 'two.pbtxt').write_text(to_text(config))
@@ -205,8 +194,7 @@ def test_a_placement_that_cannot_be_served_is_one_line(name, line, stack,
                                                        tmp_path):
     """A name no model has, and the GPU placement on a host without a GPU:
     refused before the server starts."""
-    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo',
-                       DEMO_MODELS)
+    repo = copy_models(Path(stack.server.repository), tmp_path / 'repo', 'demo')
     done = subprocess.run(
         [sys.executable, '-m', 'serve', '-r', str(repo),
          '--model-config-name', name, '--workdir', str(tmp_path / 'triton')],

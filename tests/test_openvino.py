@@ -57,7 +57,7 @@ def test_the_image_and_the_stand_in_give_openvino_the_checked_precision():
     plugins = ROOT / 'deploy' / 'openvino-plugins.xml'
     assert plugin_defaults(plugins) == {
         'INFERENCE_PRECISION_HINT': checked['INFERENCE_PRECISION_HINT']}
-    assert (f'COPY deploy/openvino-plugins.xml '
+    assert ('COPY deploy/openvino-plugins.xml '
             '/opt/tritonserver/backends/openvino/plugins.xml') in (
         ROOT / 'deploy' / 'Dockerfile').read_text()
     local = NGC_RUNTIMES / 'openvino' / 'libs' / 'plugins.xml'

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ from serve.server import TritonServer
 from tools.soak import soak
 from triton_frcnn.client import TritonDetector
 
-from .conftest import ROOT, SAMPLES, photo_like
+from .conftest import ROOT, SAMPLES, copy_models, photo_like
 
 
 def encoded(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -119,7 +117,7 @@ def test_small_soak_loses_nothing(grpc_url, server, tmp_path):
         path = tmp_path / f'soak_{i}.jpg'
         Image.fromarray(photo_like(300 + 7 * i, 220, 300 + i)).save(path)
         paths.append(path)
-    with TritonDetector(grpc_url, 'faster_rcnn') as det:
+    with TritonDetector(grpc_url, 'demo') as det:
         report = soak(det, paths, requests=48, concurrency=8)
     assert (report.sent, report.succeeded) == (48, 48), report
     assert report.failed == 0 and report.mismatched == 0, report
@@ -142,16 +140,16 @@ def test_soak_refuses_what_it_cannot_run_in_one_line(args, code, line):
     assert 'Traceback' not in done.stderr and done.stdout == ''
 
 
-def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
+def test_a_terminated_soak_stops_the_server_it_started(exported, exported_demo,
+                                                       tmp_path):
     """SIGTERM (a CI timeout, a container stop) unwinds like Ctrl-C: the
     tool's own server and its Python stubs go with it, not left holding
     ports; the requests not yet sent are dropped, not awaited."""
     import psutil
     request, _ = exported
-    repo = tmp_path / 'repo'
-    shutil.copytree(request.export.repository, repo, copy_function=os.link)
+    repo = copy_models(request.export.repository, tmp_path / 'repo', 'demo')
     soak = subprocess.Popen(
-        [sys.executable, '-m', 'tools.soak', '--start', str(repo),
+        [sys.executable, '-m', 'tools.soak', '--start', str(repo), '-m', 'demo',
          str(SAMPLES[0]), '--requests', '100000', '--concurrency', '2'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
@@ -194,10 +192,7 @@ def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
     Triton's own flags): the client without the header is refused in one
     line, exit 2; with ``-H`` (the name the server was given) it detects."""
     request, _ = exported
-    repo = tmp_path / 'repo'
-    for name in ('demo', 'demo_preprocess', 'demo_detector', 'demo_postprocess'):
-        shutil.copytree(request.export.repository / name, repo / name,
-                        copy_function=os.link)
+    repo = copy_models(request.export.repository, tmp_path / 'repo', 'demo')
     restricted = 'inference,metadata,model-config:x-api-key=s3cret'
     server = TritonServer.on_free_ports(
         repo, workdir=tmp_path / 'triton',
@@ -224,8 +219,7 @@ def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
 def second_server(exported, tmp_path):
     """A server of its own, to be killed; on a hard-linked copy of the repo."""
     request, _ = exported
-    repo = tmp_path / 'repo'
-    shutil.copytree(request.export.repository, repo, copy_function=os.link)
+    repo = copy_models(request.export.repository, tmp_path / 'repo', 'faster_rcnn')
     server = TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton')
     yield server
     server.stop()
@@ -262,8 +256,7 @@ def test_a_detector_version_is_only_ever_served_with_its_own_class_list(
 
     from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG
     request, _ = exported
-    repo = tmp_path / 'repo'
-    shutil.copytree(request.export.repository, repo, copy_function=os.link)
+    repo = copy_models(request.export.repository, tmp_path / 'repo', 'demo')
     old = json.loads((repo / 'demo_detector/1/metadata.json').read_text())['classes']
     renamed = [f'renamed_{name}' for name in old]
     state = torch.load(DEMO_CHECKPOINT, weights_only=True)
