@@ -201,10 +201,12 @@ def eager_model(params, device: Device, tf32: bool):
 
 
 def serve_variants(args: argparse.Namespace, reference,
-                   payloads: Sequence[bytes], names: Sequence[str]) -> Dict:
+                   payloads: Sequence[bytes], names: Sequence[str],
+                   report: Dict) -> Dict:
     """Every variant placed in one repository as MODEL_VARIANT and served by
     one server (one start, one warm-up, on a card or here), then measured in
-    turn; a variant that fails is recorded and the next one measured."""
+    turn, the report saved after each; a variant that fails is recorded and
+    the next one measured."""
     from serve.server import TritonServer
     repository = args.out / 'repository'
     for variant in args.variants:
@@ -212,12 +214,15 @@ def serve_variants(args: argparse.Namespace, reference,
                          **how_placed(variant, args, reference.params,
                                       args.model),
                          as_name=f'{args.model}_{variant}')
-    server = TritonServer.on_free_ports(repository, workdir=args.out / 'triton')
-    with server:
-        return {'server_report': server.report, 'variants': {
-            variant: attempt(lambda: serve_variant(
+    with TritonServer.on_free_ports(repository,
+                                    workdir=args.out / 'triton') as server:
+        report['server_report'] = server.report
+        for variant in args.variants:
+            report['served'][variant] = attempt(lambda: serve_variant(
                 f'{args.model}_{variant}', server, args, reference, payloads,
-                names)) for variant in args.variants}}
+                names))
+            save(report, args.out)
+    return report
 
 
 def how_placed(variant: str, args: argparse.Namespace, params,
@@ -403,11 +408,9 @@ def sitting(args: argparse.Namespace) -> int:
         'paths': in_process(args, version, cpu.params, payloads),
         'served': {}, 'gates': None}, PACKAGES)
     save(report, args.out)
-    serving = attempt(lambda: serve_variants(args, cpu, payloads, names))
-    report['server_report'] = serving.get('server_report', serving.get('error'))
-    report['served'] = serving.get('variants') or {
-        variant: serving for variant in args.variants}
-    save(report, args.out)
+    started = attempt(lambda: serve_variants(args, cpu, payloads, names, report))
+    if 'error' in started:  # the server itself: every variant says why
+        report['served'] = {variant: started for variant in args.variants}
     report['gates'] = attempt(lambda: gates(args))
     save(report, args.out)
     print((args.out / 'performance-gpu.md').read_text())

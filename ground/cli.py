@@ -35,10 +35,10 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def error(prog: str, why: object, code: int = 1) -> int:
-    """One line on stderr; ``code`` to return from ``main``."""
+def error(prog: str, why: object) -> int:
+    """One line on stderr; the exit code to return from ``main``."""
     print(f'{prog}: error: {why}', file=sys.stderr)
-    return code
+    return 1
 
 
 def run(prog: str, work: Callable[[], int],

@@ -29,7 +29,9 @@ echo "import sys; sys.path.insert(0, '$work/site')" > "$site/00-gpu-sitting.pth"
 export PYTHONPATH=$PWD/client/src
 say "installed: $(python3 -c 'import onnxruntime as o, numpy; print("onnxruntime", o.__version__, o.get_available_providers()[0], "numpy", numpy.__version__)')"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || say "no nvidia-smi here"
-python3 -m bench.gpu -r "$work/repository" --fp16 "$work/fp16" \
+# stopped (SIGTERM: the report so far is kept) before the device tool's own
+# limit of 600 s a call would kill it and the trap with it
+timeout "${SITTING_S:-520}" python3 -m bench.gpu -r "$work/repository" --fp16 "$work/fp16" \
   --ann "$work/synthetic/annotations/val.json" --gate-images "$work/synthetic/val" \
   --out "$work/out" "$@" 2> >(grep -v -E 'it/s|s/it|batch/s|s/batch' >&2)
 say "done"

@@ -1,6 +1,8 @@
 """Model repository writing and Triton config generation (no model needed)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
@@ -8,6 +10,8 @@ from export import repository
 from export.capacity import Capacity
 from export.formats import FORMATS, table
 from export.triton_config import Tensor, detector, parse, to_text
+
+from .conftest import ROOT
 
 INPUTS = [Tensor('input', mc.TYPE_FP32, (3, -1, -1)),
           Tensor('img_shape', mc.TYPE_FP32, (2,))]
@@ -178,3 +182,22 @@ def test_cpus_are_capped_by_a_container_quota(tmp_path):
     cpu_max.write_text('max 100000\n')
     assert available_cpus(cpu_max) == mine
     assert available_cpus(tmp_path / 'absent') == mine
+
+
+def test_the_pipeline_runs_the_steps_the_formats_table_names():
+    """A format is a row: the pipeline asks no format what it is (no branch
+    on its backend, platform, name or precision) and runs the steps the row
+    carries."""
+    from export import steps
+    source = (ROOT / 'export' / 'pipeline.py').read_text()
+    assert re.findall(r'fmt\.(?:backend|platform|name|precision)\s*(?:[!=]=|in\b)',
+                      source) == []
+    rows = {name: (f.convert, f.reduce, f.build, f.configure)
+            for name, f in FORMATS.items()}
+    assert rows['openvino'] == (steps.to_openvino, None, None,
+                                steps.openvino_parameters)
+    assert rows['onnxruntime-int8'][1] is steps.quantized
+    assert rows['onnxruntime-fp16'][1] is steps.halved
+    assert rows['tensorrt'][:3] == (steps.as_onnx, None, steps.tensorrt_engine)
+    assert [f.bench for f in FORMATS.values() if f.bench] == ['fp32', 'int8',
+                                                             'openvino']
