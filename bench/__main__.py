@@ -110,9 +110,8 @@ def export_all(args, images):
     from export.pipeline import ensure
     from export.request import Accuracy, Export, Request
     repository = args.repository or args.out / 'model_repository'
-    if not args.checkpoint.exists():
-        from export.random_checkpoint import make
-        make(args.config, args.checkpoint)
+    from export.random_checkpoint import ensure as ensure_checkpoint
+    ensure_checkpoint(args.config, args.checkpoint)
     requests = {key: Request(
         Export(config=args.config, checkpoint=args.checkpoint, images=images,
                name=args.name, repository=repository, format=fmt.name),
@@ -220,8 +219,9 @@ def summarise(args, images, model, params, payloads, rows: Dict[str, Dict],
     sizes = [prepare(decode(p), params).tensor.shape[1:] for p in payloads]
     gflops = float(np.mean([model_gflops(model, hw) for hw in sizes]))
     top = max((peak := peak_gflops()).values())
-    achieved = {runtime: gflops * measured(rows, 'in process', fmt)[0]['throughput_ips']
-                for runtime, fmt in (('onnxruntime', 'fp32'), ('openvino', 'openvino'))}
+    achieved = {runtime: gflops * measured(rows, 'in process', key)[0][
+        'throughput_ips'] for runtime, key in (('onnxruntime', BASELINE),
+                                               ('openvino', 'openvino'))}
     return {
         'images': [p.name for p in images], 'rounds': args.rounds,
         'model': str(args.config.name), 'paths': rows,

@@ -62,19 +62,18 @@ def download_wheels(target: Path) -> None:
 
 
 def export(repository: Path) -> None:
-    from export.pipeline import run
+    """Each model exported, or its export reused while it is current."""
+    from export.pipeline import ensure
+    from export.random_checkpoint import ensure as ensure_checkpoint
     from export.request import Export, Request
-    if not paths.RANDOM_R50_CHECKPOINT.exists():
-        from export.random_checkpoint import make
-        make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
     samples = sorted(paths.SAMPLES.glob('*.jpg'))
     for name, config, checkpoint in (
-            ('r50', paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT),
+            ('r50', paths.R50_CONFIG, ensure_checkpoint(
+                paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)),
             ('demo', paths.DEMO_CONFIG, paths.DEMO_CHECKPOINT)):
-        if not (repository / name).is_dir():
-            run(Request(
-                Export(config=config, checkpoint=checkpoint, images=samples,
-                       name=name, repository=repository)))
+        ensure(Request(Export(config=config, checkpoint=checkpoint,
+                              images=samples, name=name,
+                              repository=repository)))
 
 
 def halve(repository: Path, target: Path,

@@ -84,9 +84,8 @@ def measure(args: argparse.Namespace) -> Dict:
     from export.request import Export, Placement, Request
     from tools.soak import soak
     from tools.stack import served
-    if not paths.RANDOM_R50_CHECKPOINT.exists():
-        from export.random_checkpoint import make
-        make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
+    from export.random_checkpoint import ensure
+    ensure(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
     images = sorted(paths.SAMPLES.glob('*.jpg'))
     request = Request(
         Export(config=paths.R50_CONFIG, checkpoint=paths.RANDOM_R50_CHECKPOINT,

@@ -68,9 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def requests(args, repository: Path, images: Dict[str, List[Path]]) -> Dict:
     from export.request import Export, Placement, Request
-    if not paths.RANDOM_R50_CHECKPOINT.exists():
-        from export.random_checkpoint import make
-        make(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
+    from export.random_checkpoint import ensure
+    ensure(paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)
     sources = {'demo': (paths.DEMO_CONFIG, paths.DEMO_CHECKPOINT),
                'r50': (paths.R50_CONFIG, paths.RANDOM_R50_CHECKPOINT)}
     return {name: Request(

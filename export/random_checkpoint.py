@@ -37,6 +37,12 @@ def make(config: Path, out: Path, seed: int = 0,
                            classifier_gain=classifier_gain)
 
 
+def ensure(config: Path, out: Path) -> Path:
+    """``out``, made with the defaults (seed 0) if it is not there yet: the
+    benchmarks' R50-FPN weights, the same file every time."""
+    return out if out.exists() else make(config, out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='python -m export.random_checkpoint',
                                 description=__doc__.splitlines()[0])
