@@ -57,12 +57,11 @@ def refusal(request: Request, fmt: Format) -> Optional[str]:
         return reason
     if not request.export.images:
         return 'parity needs at least one image'
-    calibrates = fmt.calibrated
-    if request.gated and not ((request.accuracy.calibration or not calibrates) and (
-            not request.accuracy.accuracy_gate
-            or (request.accuracy.accuracy_ann and request.accuracy.accuracy_images))):
+    judge = request.accuracy
+    if request.gated and not ((judge.calibration or not fmt.calibrated) and (
+            not judge.accuracy_gate or judge.annotated)):
         calibration = ('calibration images (--calibration) and '
-                       if calibrates else '')
+                       if fmt.calibrated else '')
         what = f'format {fmt.name}' if fmt.gated else '--canvas'
         return (f'{what} needs {calibration}an annotated set for its mAP '
                 'gate (--accuracy-ann, --accuracy-images)')
@@ -120,11 +119,11 @@ class Loaded:
 
 def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     loaded = load(request)
-    annotated = bool(request.accuracy.accuracy_ann and request.accuracy.accuracy_images)
+    judge = request.accuracy
     split = (accuracy.annotated_split(
-        request.accuracy.accuracy_ann, request.accuracy.accuracy_images, request.accuracy.accuracy_limit,
-        loaded.classes) if request.accuracy.accuracy_gate and (
-            request.gated or (annotated and loaded.gpu_canvas)) else None)
+        judge.accuracy_ann, judge.accuracy_images, judge.accuracy_limit,
+        loaded.classes) if judge.accuracy_gate and (
+            request.gated or (judge.annotated and loaded.gpu_canvas)) else None)
     images = [Path(p) for p in request.export.images]
     decoded = [decode(p.read_bytes()) for p in images]
     with tempfile.TemporaryDirectory(prefix='export-') as workdir:
@@ -161,20 +160,21 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
 
 
 def load(request: Request) -> Loaded:
+    what, placed = request.export, request.placement
     with step('load') as note:
-        model, cfg = detector_model.load(request.export.config, request.export.checkpoint)
+        model, cfg = detector_model.load(what.config, what.checkpoint)
         params = dataclasses.replace(
-            detector_model.preprocessing(cfg), max_pixels=request.placement.max_pixels,
-            max_bytes=request.placement.max_bytes)
-        digest = ckpt.sha256(Path(request.export.checkpoint))
+            detector_model.preprocessing(cfg), max_pixels=placed.max_pixels,
+            max_bytes=placed.max_bytes)
+        digest = ckpt.sha256(Path(what.checkpoint))
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
-                        f'{request.export.checkpoint} (sha256 {digest[:8]})')
-    params = dataclasses.replace(params, canvas=tuple(request.placement.canvas))
+                        f'{what.checkpoint} (sha256 {digest[:8]})')
+    params = dataclasses.replace(params, canvas=tuple(placed.canvas))
     gpu_canvas = None
-    if FORMATS[request.export.format].gpu_placement:
+    if FORMATS[what.format].gpu_placement:
         gpu_canvas = (params.canvas or two_buckets(params)
-                      if request.placement.gpu_canvas is None else tuple(request.placement.gpu_canvas))
+                      if placed.gpu_canvas is None else tuple(placed.gpu_canvas))
     for canvas, flag in ((params.canvas, '--canvas'),
                          (gpu_canvas or (), '--gpu-canvas')):
         problem = canvas_problem(dataclasses.replace(params, canvas=canvas))
@@ -280,20 +280,14 @@ def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
     if split is None:
         log.warning('accuracy: not gated (a benchmark-only export)')
         return 'not gated: benchmark only'
-    device, params = request.target, loaded.params
+    params = loaded.params
     served = fmt.precision + ('_canvas' if params.canvas else '')
     label = fmt.precision + (f' on canvas {sizes(params.canvas)}'
                              if params.canvas else '')
-    with step('accuracy') as note:
-        result = accuracy.check(
-            accuracy.Run(onnx_path, params.exact, device.providers()),
-            accuracy.Run(artifact, params,
-                         device.providers(tf32=fmt.tf32),
-                         openvino),
-            split, loaded.classes, request.map_drop, label)
-        note['done'] = f'{result.summary()} of {request.accuracy.accuracy_ann}'
+    result = judged('accuracy', label, params, fmt, onnx_path, artifact,
+                    loaded, split, request, openvino)
     return {'annotations': str(request.accuracy.accuracy_ann),
-            'images': result.images, 'device': str(device),
+            'images': result.images, 'device': str(request.target),
             'ap_fp32': result.reference_ap,
             f'ap_{served}': result.candidate_ap, 'max_drop': result.max_drop,
             'ms_per_image': {'fp32': round(result.reference_ms, 1),
@@ -317,15 +311,11 @@ def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
                     '--accuracy-ann, --accuracy-images)', sizes(canvas))
         return canvas, {'sizes': sizes(canvas), 'gate': 'not judged: no '
                         'annotated set'}
-    label = f'{fmt.precision} on GPU canvas {sizes(canvas)}'
     try:
-        with step('gpu canvas') as note:
-            result = accuracy.check(
-                accuracy.Run(onnx_path, params.exact, request.target.providers()),
-                accuracy.Run(artifact, dataclasses.replace(params, canvas=canvas),
-                             request.target.providers(fmt.tf32)),
-                split, loaded.classes, request.map_drop, label)
-            note['done'] = f'{result.summary()} of {request.accuracy.accuracy_ann}'
+        result = judged('gpu canvas',
+                        f'{fmt.precision} on GPU canvas {sizes(canvas)}',
+                        dataclasses.replace(params, canvas=canvas), fmt,
+                        onnx_path, artifact, loaded, split, request)
     except ExportError as exc:
         if request.placement.gpu_canvas is not None:
             raise
@@ -336,6 +326,23 @@ def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
     return canvas, {'sizes': sizes(canvas), 'gate': {
         'images': result.images, 'ap_fp32': result.reference_ap,
         'ap': result.candidate_ap, 'max_drop': result.max_drop}}
+
+
+def judged(name: str, label: str, params: Preprocessing, fmt: Format,
+           onnx_path: Path, artifact: Path, loaded: Loaded, split,
+           request: Request, openvino: Optional[dict] = None) -> accuracy.Gate:
+    """One mAP gate as a logged step: ``artifact`` on ``params`` against
+    the fp32 graph on mmdet's padding, both on the export's device; raises
+    (nothing written) when it fails."""
+    device = request.target
+    with step(name) as note:
+        result = accuracy.check(
+            accuracy.Run(onnx_path, loaded.params.exact, device.providers()),
+            accuracy.Run(artifact, params, device.providers(tf32=fmt.tf32),
+                         openvino),
+            split, loaded.classes, request.map_drop, label)
+        note['done'] = f'{result.summary()} of {request.accuracy.accuracy_ann}'
+    return result
 
 
 def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
@@ -364,9 +371,10 @@ def ensure(request: Request) -> Path:
     """The newest detector version if it was exported from this checkpoint
     and config for this host's capacity (threads, queues, batching) and the
     ensemble is pinned to it; otherwise export now."""
-    model_dir = Path(request.export.repository) / request.detector_name
+    root = Path(request.export.repository)
+    model_dir = root / request.detector_name
     found = repository.versions(model_dir)
-    ensemble_config = Path(request.export.repository) / request.served_name / 'config.pbtxt'
+    ensemble_config = root / request.served_name / 'config.pbtxt'
     if found and ensemble_config.exists():
         newest = model_dir / str(found[-1])
         meta_file = newest / 'metadata.json'
