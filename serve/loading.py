@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from export.device import visible_gpus
 from export.repository import NAMED_CONFIGS
 from export.triton_config import parse
 
@@ -81,9 +82,9 @@ class Loading:
         listed = list(self.config(name).version_policy.specific.versions)
         return sorted(listed) or self.store.versions(name)
 
-    def check_placement(self, gpus: int) -> None:
+    def check_placement(self) -> None:
         """A named placement must exist, and one that puts a model on a GPU
-        needs one of the host's ``gpus``."""
+        needs a GPU here."""
         if not self.config_name:
             return
         placed = {m: text for m in self.store.models()
@@ -93,19 +94,19 @@ class Loading:
                               f'model in {self.repository} has '
                               f'{self.named_config}')
         gpu = [m for m, text in placed.items() if needs_gpu(parse(text))]
-        if gpu and gpus == 0:
+        if gpu and visible_gpus() == 0:
             raise ServerError(
                 f'no GPU on this host: --model-config-name '
                 f'{self.config_name} places {", ".join(gpu)} on a GPU '
                 '(serve without it for the CPU placement)')
 
-    def leave_out_gpu_models(self, gpus: int) -> List[str]:
-        """With no GPU (``gpus`` 0), a model for one (KIND_GPU, a TensorRT
+    def leave_out_gpu_models(self) -> List[str]:
+        """With no GPU here, a model for one (KIND_GPU, a TensorRT
         plan) is not loaded, nor the ensembles that run it; one line if any
         was left out."""
         configs = {m: self.config(m) for m in self.store.models()}
         gpu = {m for m, c in configs.items() if needs_gpu(c)}
-        if not gpu or gpus > 0:
+        if not gpu or visible_gpus() > 0:
             self.skipped = []
             return []
         ensembles = {m for m, c in configs.items()

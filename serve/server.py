@@ -189,11 +189,9 @@ class TritonServer:
         versions of a model whose other version failed, as other models
         load. One that exits with a code is not: its next start would fail
         the same way."""
-        from export.device import visible_gpus
         self.check_repository()
-        gpus = visible_gpus()
-        self.loading.check_placement(gpus)
-        gpu_models = self.loading.leave_out_gpu_models(gpus)
+        self.loading.check_placement()
+        gpu_models = self.loading.leave_out_gpu_models()
         install = Installation.bundled()
         crashes: List[str] = []
         while True:
