@@ -17,9 +17,10 @@ what it measured):
    weights score no AP) in process on the device, fp32 against TF32, fp16
    and buckets, on annotated images.
 
-The repository is one exported on any host (a GPU host has no mmdet): each
-variant is a copy placed on ``--device`` under ``--out``, graph files
-hard-linked. ``python -m bench.gpu_pack`` makes everything a GPU host needs;
+The repository is one exported on any host (a GPU host has no mmdet): the
+variants are placed on ``--device`` side by side in one copy under ``--out``
+(MODEL_fp32, MODEL_tf32, ...), graph files hard-linked, and served by one
+server. ``python -m bench.gpu_pack`` makes everything a GPU host needs;
 docs/gpu-sitting.md says how it gets there and what to run. ``--device cpu``
 runs it all on a CPU (TF32 is then fp32), which is how the suite checks it.
 Writes performance-gpu.json and .md in ``--out``.
@@ -206,8 +207,8 @@ def serve_variants(args: argparse.Namespace, reference,
                    report: Dict) -> Dict:
     """Every variant placed in one repository as MODEL_VARIANT and served by
     one server (one start, one warm-up, on a card or here), then measured in
-    turn, the report saved after each; a variant that fails is recorded and
-    the next one measured."""
+    turn into ``report['served']``, the report saved after each; a variant
+    that fails is recorded and the next one measured. The served rows."""
     from serve.server import TritonServer
     repository = args.out / 'repository'
     for variant in args.variants:
@@ -223,7 +224,7 @@ def serve_variants(args: argparse.Namespace, reference,
                 f'{args.model}_{variant}', server, args, reference, payloads,
                 names))
             save(report, args.out)
-    return report
+    return report['served']
 
 
 def how_placed(variant: str, args: argparse.Namespace, params,
@@ -331,9 +332,9 @@ def sitting(args: argparse.Namespace) -> int:
         'paths': in_process(args, version, cpu.params, payloads),
         'served': {}, 'gates': None}, PACKAGES)
     save(report, args.out)
-    started = attempt(lambda: serve_variants(args, cpu, payloads, names, report))
-    if 'error' in started:  # the server itself: every variant says why
-        report['served'] = {variant: started for variant in args.variants}
+    served = attempt(lambda: serve_variants(args, cpu, payloads, names, report))
+    if 'error' in served:  # the server itself: every variant says why
+        report['served'] = {variant: served for variant in args.variants}
     report['gates'] = attempt(lambda: gates(args))
     save(report, args.out)
     print((args.out / 'performance-gpu.md').read_text())

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict
 
 from export.device import Device
+from ground import cli
 
 PLACED = re.compile(r'VerifyEachNodeIsAssignedToAnEp\] (.*)$')
 HEADER = re.compile(r'(?:All nodes|Node\(s\)) placed on \[(\w+)\]\. '
@@ -64,17 +65,19 @@ def placement(model: Path, device: Device) -> Dict[str, object]:
                          capture_output=True, text=True, timeout=600)
     if run.returncode:
         lines = (run.stderr.strip().splitlines() or ['no output'])
-        raise RuntimeError(f'the session for {model.name} failed: {lines[-1]}')
+        raise cli.Failure(f'the session for {model.name} failed: {lines[-1]}')
     return parse(run.stderr)
 
 
 def session(model: Path, device: Device) -> None:
+    """The detector's session as the in-process runner makes it, logging
+    verbosely: the placement is logged there."""
     import onnxruntime as ort
+
+    from detection.runtime import OnnxDetector
     options = ort.SessionOptions()
-    options.log_severity_level = 0  # verbose: the placement is logged there
-    if device.gpu and hasattr(ort, 'preload_dlls'):
-        ort.preload_dlls()
-    ort.InferenceSession(str(model), options, providers=device.providers())
+    options.log_severity_level = 0
+    OnnxDetector(model, providers=device.providers(), options=options)
 
 
 def main(argv=None) -> int:
@@ -87,8 +90,11 @@ def main(argv=None) -> int:
     if args.session:  # the child: its stderr is the log
         session(args.model, args.device)
         return 0
-    print(json.dumps(placement(args.model, args.device), indent=2))
-    return 0
+
+    def work() -> int:
+        print(json.dumps(placement(args.model, args.device), indent=2))
+        return 0
+    return cli.run('bench.ort_placement', work)
 
 
 if __name__ == '__main__':

@@ -38,6 +38,7 @@ def place_repository(source: Path, target: Path, model: str, device: Device,
     from export.triton_config import parse, place, to_text, warm_up
     name = as_name or model
     renamed = dict(zip(composing(model) + [model], composing(name) + [name]))
+    configs = {}
     for old, new in renamed.items():
         shutil.rmtree(target / new, ignore_errors=True)
         shutil.copytree(source / old, target / new, copy_function=os.link)
@@ -45,10 +46,10 @@ def place_repository(source: Path, target: Path, model: str, device: Device,
         config.name = new
         for step in config.ensemble_scheduling.step:
             step.model_name = renamed[step.model_name]
-        rewrite(target / new / 'config.pbtxt', to_text(config))
+        configs[new] = config
     pre_name, detector_name, _ = composing(name)
-    detector = parse((target / detector_name / 'config.pbtxt').read_text())
-    version = target / detector.name / str(
+    detector, pre = configs[detector_name], configs[pre_name]
+    version = target / detector_name / str(
         detector.version_policy.specific.versions[0])
     meta = json.loads((version / 'metadata.json').read_text())
     capacity = Capacity(**{**meta['capacity'], 'cpus': available_cpus(),
@@ -57,16 +58,14 @@ def place_repository(source: Path, target: Path, model: str, device: Device,
           detector.dynamic_batching.max_queue_delay_microseconds or 2000, tf32)
     params = Preprocessing.from_dict(meta['preprocessing'])
     warm_up(detector, canvas or params.canvas or (params.largest,), device.gpu)
-    rewrite(target / detector.name / 'config.pbtxt', to_text(detector))
-    if graph is not None:
-        (version / 'model.onnx').unlink()
-        shutil.copyfile(graph, version / 'model.onnx')
-    pre_path = target / pre_name / 'config.pbtxt'
-    pre = parse(pre_path.read_text())
     pre.instance_group[0].count = capacity.preprocess_instances
     if canvas:
         pre.parameters['canvas'].string_value = sizes(canvas)
-    rewrite(pre_path, to_text(pre))
+    for new, config in configs.items():  # each written once, renamed and placed
+        rewrite(target / new / 'config.pbtxt', to_text(config))
+    if graph is not None:
+        (version / 'model.onnx').unlink()
+        shutil.copyfile(graph, version / 'model.onnx')
     return version
 
 
