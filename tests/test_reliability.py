@@ -140,16 +140,15 @@ def test_soak_refuses_what_it_cannot_run_in_one_line(args, code, line):
     assert 'Traceback' not in done.stderr and done.stdout == ''
 
 
-def test_a_terminated_soak_stops_the_server_it_started(exported, exported_demo,
-                                                       tmp_path):
+def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
     """SIGTERM (a CI timeout, a container stop) unwinds like Ctrl-C: the
     tool's own server and its Python stubs go with it, not left holding
     ports; the requests not yet sent are dropped, not awaited."""
     import psutil
     request, _ = exported
-    repo = copy_models(request.export.repository, tmp_path / 'repo', 'demo')
+    repo = copy_models(request.export.repository, tmp_path / 'repo', 'faster_rcnn')
     soak = subprocess.Popen(
-        [sys.executable, '-m', 'tools.soak', '--start', str(repo), '-m', 'demo',
+        [sys.executable, '-m', 'tools.soak', '--start', str(repo),
          str(SAMPLES[0]), '--requests', '100000', '--concurrency', '2'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
