@@ -1,7 +1,6 @@
 """Checkpoints: download with hash check, and loading without code execution."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tempfile
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ground.files import sha256
 
 from .errors import ExportError
 
@@ -30,14 +31,6 @@ SEED = Release(
     'faster_rcnn_r50_fpn_1x_coco/'
     'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth',
     sha256_prefix='047c8118')
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(release: Release, directory: Path, timeout: float = 30) -> Path:

@@ -21,9 +21,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 from detection.preprocess import (Preprocessing, Size, canvas_problem, decode,
                                   prepare, sizes, two_buckets)
 from detection.runtime import Detector, runner
+from ground.files import sha256
 from ground.versions import package_versions
 
-from . import checkpoint as ckpt
 from . import model as detector_model
 from . import (accuracy, ensemble, onnx_export, parity, repository,
                store)
@@ -166,7 +166,7 @@ def load(request: Request) -> Loaded:
         params = dataclasses.replace(
             detector_model.preprocessing(cfg), max_pixels=placed.max_pixels,
             max_bytes=placed.max_bytes)
-        digest = ckpt.sha256(Path(what.checkpoint))
+        digest = sha256(Path(what.checkpoint))
         classes = model.dataset_meta['classes']
         note['done'] = (f'{cfg.model.type} with {len(classes)} classes from '
                         f'{what.checkpoint} (sha256 {digest[:8]})')
@@ -389,7 +389,7 @@ def ensure(request: Request) -> Path:
                     and meta['preprocessing'].get('canvas', [])
                     == [list(size) for size in request.placement.canvas]
                     and meta.get('checkpoint_sha256')
-                    == ckpt.sha256(Path(request.export.checkpoint))):
+                    == sha256(Path(request.export.checkpoint))):
                 log.info('up to date: %s was exported from %s', newest,
                          request.export.checkpoint)
                 return newest

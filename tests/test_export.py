@@ -11,8 +11,8 @@ import pytest
 
 from detection.preprocess import BatchError, batch, decode, prepare
 from export import parity
-from export.checkpoint import sha256
 from export.triton_config import parse
+from ground.files import sha256
 from tritonclient.grpc import model_config_pb2 as mc
 
 from .conftest import ROOT, SMALL_CONFIG, photo_like
@@ -107,6 +107,7 @@ def test_graph_holds_standard_ops_only(detector_dir):
     assert [i.name for i in graph.input] == ['input', 'img_shape']
 
 
+@pytest.mark.slow
 def test_the_tensorrt_formats_trace_a_plugin_free_graph(mmdet_model, tmp_path):
     """mmdeploy's tensorrt rewriters would emit its own plugins
     (MMCVMultiLevelRoiAlign, TRTBatchedNMS); the export traces with the
@@ -233,6 +234,7 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     assert 'pwned' not in proc.stdout
 
 
+@pytest.mark.slow
 def test_config_that_is_not_two_stage(tmp_path, random_checkpoint):
     config = tmp_path / 'retinanet.py'
     config.write_text(
@@ -257,6 +259,7 @@ def test_tensorrt_without_gpu_stops_at_once(tmp_path, random_checkpoint):
     assert not (tmp_path / 'repo').exists()
 
 
+@pytest.mark.slow
 def test_parity_failure_fails_the_export_and_writes_nothing(
         tmp_path, random_checkpoint):
     """Zero tolerance: the graph's float rounding (~1e-5 px) must fail it."""
