@@ -30,7 +30,7 @@ METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 REPLICAS ?= 2
 
-.PHONY: setup checkpoint export serve detect demo test eval data train-demo soak bench load cluster scaling gpu-pack clean
+.PHONY: setup checkpoint export serve detect demo test test-fast eval data train-demo soak bench load cluster scaling gpu-pack clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml \
@@ -99,8 +99,11 @@ gpu-pack: setup  ## the GPU sitting's parts for the device tool (docs/gpu-sittin
 	@test -x ../shared/gpu/carry-split || { echo 'gpu-pack: ../shared/gpu/carry-split is missing: .gpu/sitting.tar is whole'; exit 1; }
 	CARRY_MB=35 ../shared/gpu/carry-split .gpu/sitting.tar
 
-test: setup  ## the test suite (starts its own server on free ports)
+test: setup  ## the whole test suite, as CI runs it (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## the suite without its slow tier (under 5 minutes on 2 cores)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(RESULTS) .triton .pytest_cache

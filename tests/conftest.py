@@ -191,14 +191,37 @@ def mmdet_model(random_checkpoint):
     return load(SMALL_CONFIG, random_checkpoint)[0]
 
 
+# the exports judged by mAP (on 60 images each) and OpenVINO's: most of the
+# session's set-up time, so made only when a selected test asks for one
+GATED = ('exported_demo_int8', 'exported_demo_fp16', 'exported_demo_canvas',
+         'exported_openvino')
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The fast tier stays fast: a test that asks for a gated export is in
+    the slow tier, or the run stops before it starts."""
+    unmarked = [item.nodeid for item in items
+                if set(GATED) & set(item.fixturenames)
+                and not item.get_closest_marker('slow')]
+    if unmarked:
+        raise pytest.UsageError('these need a gated export (two minutes to '
+                                'make); mark them slow: ' + ', '.join(unmarked))
+
+
 @pytest.fixture(scope='session')
-def stack(exported, exported_demo, exported_demo_int8, exported_demo_fp16,
-          exported_demo_canvas, exported_openvino, tmp_path_factory):
-    """The one server of the session, on the repository every export
-    above wrote into."""
+def stack(request, exported, exported_demo, tmp_path_factory):
+    """The one server of the session, on the repository the exports write
+    into: the R50's and the demo's, and of the others those the selected
+    tests ask for (``make test-fast``, or one file, makes only what it
+    uses)."""
     from tools.stack import served
-    request, _ = exported
-    with served(request.export.repository,
+    asked = {name for item in request.session.items
+             for name in item.fixturenames}
+    for name in GATED:
+        if name in asked:
+            request.getfixturevalue(name)
+    export_request, _ = exported
+    with served(export_request.export.repository,
                 workdir=tmp_path_factory.mktemp('triton')) as stack:
         yield stack
 

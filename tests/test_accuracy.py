@@ -20,6 +20,7 @@ from export.request import Accuracy, Export, Request
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, SAMPLES
 
 
+@pytest.mark.slow
 def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
                                  exported_demo_fp16, grpc_url):
     """fp32 equals PyTorch (within 0.2 AP); int8 and fp16 stay within the

@@ -86,6 +86,7 @@ def export_cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow
 def test_bad_canvas_flags_get_one_line(tmp_path):
     repo = tmp_path / 'repo'
     proc = export_cli('-r', str(repo), '--canvas', '320x')
@@ -123,6 +124,7 @@ def test_a_canvas_too_small_for_the_config_is_refused(tmp_path, val_split, field
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_canvas_is_gated_recorded_and_warmed_up(exported_demo_canvas):
     meta = json.loads((exported_demo_canvas / 'metadata.json').read_text())
     assert meta['preprocessing']['canvas'] == [[320, 320]]
@@ -160,6 +162,7 @@ def mixed_sizes(val_split, tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 def test_mixed_sizes_share_batches_and_stay_exact(exported_demo_canvas,
                                                   mixed_sizes, grpc_url):
     """Eight images of four sizes, sent at once, run in shared batches
@@ -176,6 +179,7 @@ def test_mixed_sizes_share_batches_and_stay_exact(exported_demo_canvas,
     assert grouped, 'three bursts of 8 ran one request an execution'
 
 
+@pytest.mark.slow
 def test_one_request_of_mixed_sizes_is_served(exported_demo_canvas,
                                               mixed_sizes, grpc_url):
     local = for_version(exported_demo_canvas)

@@ -77,6 +77,7 @@ def test_spec_learning_reads_http_shapes_and_unbatched_models():
         ModelSpec.learn('m', '', metadata, {'config': {'max_batch_size': 8}})
 
 
+@pytest.mark.slow
 def test_asyncio_many_images_equal_one_at_a_time(grpc_url, det, unseen_images):
     images = [*SAMPLES, *unseen_images]
 

@@ -45,6 +45,7 @@ def in_repo_detections(grpc_url, demo_images, tmp_path_factory, exported_demo):
     return json.loads((out / 'detections.json').read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('version', ['3.11', '3.9', '3.13'])
 def test_the_client_installs_alone_and_detects_what_the_repo_client_does(
         version, grpc_url, demo_images, in_repo_detections, tmp_path):

@@ -25,7 +25,9 @@ from .test_gpu import cuda_options, no_cuda
 from .test_repository import INPUTS, OUTPUTS
 
 
-def test_fp16_halves_the_weights_and_keeps_the_wire(exported_demo_fp16):
+@pytest.mark.slow
+def test_fp16_halves_the_weights_and_keeps_the_wire(exported_demo,
+                                                    exported_demo_fp16):
     graph = onnx.load(str(exported_demo_fp16 / 'model.onnx')).graph
     weights = {i.name: i.data_type for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == 'Conv']
@@ -39,6 +41,7 @@ def test_fp16_halves_the_weights_and_keeps_the_wire(exported_demo_fp16):
         (t.name, t.type.tensor_type.elem_type) for t in fp32.output]
 
 
+@pytest.mark.slow
 def test_fp16_metadata_records_conversion_and_gate(exported_demo_fp16):
     meta = json.loads((exported_demo_fp16 / 'metadata.json').read_text())
     assert (meta['format'], meta['precision']) == ('onnxruntime-fp16', 'fp16')
@@ -51,6 +54,7 @@ def test_fp16_metadata_records_conversion_and_gate(exported_demo_fp16):
     assert len(meta['parity']) == 2  # of the fp32 graph, as int8's
 
 
+@pytest.mark.slow
 def test_fp16_is_served_beside_fp32(exported_demo_fp16, unseen_images,
                                     grpc_url):
     """The served fp16 graph (NGC's ONNX Runtime) answers as the same graph
@@ -66,8 +70,9 @@ def test_fp16_is_served_beside_fp32(exported_demo_fp16, unseen_images,
             assert match.matched == match.reference == len(got) > 0, match
 
 
-def test_the_fp16_gate_refuses_a_larger_drop_than_allowed(exported_demo_fp16,
-                                                          few_val):
+@pytest.mark.slow
+def test_the_fp16_gate_refuses_a_larger_drop_than_allowed(
+        exported_demo, exported_demo_fp16, few_val):
     meta = json.loads((exported_demo_fp16 / 'metadata.json').read_text())
     fp32 = exported_demo_fp16.parent.parent / 'demo_detector' / '1' / 'model.onnx'
     params = Preprocessing.from_dict(meta['preprocessing'])

@@ -143,6 +143,7 @@ def test_the_openvino_backend_passes_on_only_what_ngcs_does():
         'INFERENCE_PRECISION_HINT': 'bf16'}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(visible_gpus() > 0, reason='this host has a GPU')
 def test_a_gpu_model_on_a_host_without_one_is_left_out_and_the_rest_served(
         exported, exported_demo, tmp_path):
@@ -244,6 +245,7 @@ def demo_fp16_graph(exported, exported_demo, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
         exported, exported_demo, demo_fp16_graph, val_split, unseen_images,
         tmp_path):

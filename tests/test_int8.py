@@ -27,7 +27,9 @@ def optimised_ops(model_path, tmp_path) -> Counter:
     return Counter(n.op_type for n in graph.node)
 
 
-def test_every_convolution_runs_as_integer(exported_demo_int8, tmp_path):
+@pytest.mark.slow
+def test_every_convolution_runs_as_integer(exported_demo, exported_demo_int8,
+                                          tmp_path):
     """QDQ that ORT does not fuse runs float convolutions plus extra
     (de)quantisation, slower than fp32; this is what quant_pre_process buys."""
     fp32_convs = Counter(n.op_type for n in onnx.load(
@@ -38,6 +40,7 @@ def test_every_convolution_runs_as_integer(exported_demo_int8, tmp_path):
     assert ops['Conv'] + ops['FusedConv'] == 0, ops
 
 
+@pytest.mark.slow
 def test_metadata_records_calibration_and_gate(exported_demo_int8):
     meta = json.loads((exported_demo_int8 / 'metadata.json').read_text())
     assert meta['format'] == 'onnxruntime-int8'
@@ -50,6 +53,7 @@ def test_metadata_records_calibration_and_gate(exported_demo_int8):
     assert gate['ap_fp32'] - gate['ap_int8'] <= 1.0
 
 
+@pytest.mark.slow
 def test_gate_refuses_a_larger_drop_than_allowed(exported_demo,
                                                  exported_demo_int8, few_val):
     """Demanding that int8 beat fp32 by 5 points must fail, with numbers."""

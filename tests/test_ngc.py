@@ -23,7 +23,7 @@ from detection.runtime import for_version
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
 
-from .conftest import ROOT, copy_models
+from .conftest import GATED, ROOT, copy_models
 
 # The parameters NGC 24.10's native backends read (r24.10 source:
 # onnxruntime_backend src/onnxruntime.cc, openvino_backend src/openvino.cc)
@@ -49,6 +49,8 @@ def written_configs(repository: Path) -> dict:
     return {p: p.read_text() for p in sorted(Path(repository).rglob('*.pbtxt'))}
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures(*GATED)
 def test_every_config_the_export_writes_parses_as_tritons_model_config(stack):
     configs = written_configs(stack.server.repository)
     named = {p.parent.parent.name for p in configs if p.parent.name == 'configs'}
@@ -103,6 +105,7 @@ def test_the_gpu_placement_is_what_the_issue_asks(stack):
                                   'gate': 'not judged: no annotated set'}
 
 
+@pytest.mark.slow
 def test_default_gpu_buckets_that_fail_their_gate_fall_back_to_mmdets_padding(
         stack, exported_demo_fp16):
     """The demo's fp16 on its 320x320 bucket loses more AP on the gate's
@@ -131,6 +134,8 @@ def test_every_parameter_the_export_writes_is_one_ngc_reads(stack):
             assert f'parameters {{ {key}' in table, f'{key} not in {FIDELITY.name}'
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures('exported_openvino')
 def test_the_local_backends_run_ngcs_runtime_versions(server):
     """The stand-in loaded ONNX Runtime and OpenVINO at NGC 24.10's versions
     (it logs what it imported), not the project's own."""
@@ -142,6 +147,9 @@ def test_the_local_backends_run_ngcs_runtime_versions(server):
     assert onnxruntime.__version__ != RUNTIMES['onnxruntime']  # the project's own
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures('exported_openvino', 'exported_demo_int8',
+                         'exported_demo_fp16')
 @pytest.mark.parametrize('model', ['faster_rcnn', 'faster_rcnn_openvino', 'demo',
                                    'demo_int8', 'demo_fp16'])
 def test_each_graph_detects_the_same_under_ngcs_runtimes(
@@ -159,6 +167,7 @@ def test_each_graph_detects_the_same_under_ngcs_runtimes(
             assert match.matched == match.reference == len(got), match
 
 
+@pytest.mark.slow
 def test_a_named_config_is_served_where_a_model_has_it(stack, tmp_path):
     """tritonserver's --model-config-name through the launcher: a named CPU
     variant of the detector (two instances) is what the server runs; the

@@ -19,6 +19,7 @@ from serve.server import NGC_RUNTIMES
 from .conftest import ROOT, SAMPLES
 
 
+@pytest.mark.slow
 def test_export_writes_an_fp32_ir_that_passed_parity(exported_openvino):
     version_dir = exported_openvino.version_dir
     assert (version_dir / 'model.xml').exists()
@@ -64,6 +65,7 @@ def test_the_image_and_the_stand_in_give_openvino_the_checked_precision():
     assert local.read_bytes() == plugins.read_bytes()
 
 
+@pytest.mark.slow
 def test_this_cpu_would_compute_the_ir_in_bf16_unless_told(exported_openvino):
     """Why the plugin default matters here: compiled with no precision, as
     NGC's backend compiles it, the IR gives other detections than in f32."""
@@ -88,6 +90,7 @@ def test_this_cpu_would_compute_the_ir_in_bf16_unless_told(exported_openvino):
                               dets({'INFERENCE_PRECISION_HINT': 'f32'}))
 
 
+@pytest.mark.slow
 def test_openvino_equals_onnxruntime_in_process(exported_openvino,
                                                 onnx_detector, unseen_images):
     openvino = for_version(exported_openvino.version_dir)
@@ -97,6 +100,7 @@ def test_openvino_equals_onnxruntime_in_process(exported_openvino,
         assert match.fraction >= 0.95, match
 
 
+@pytest.mark.slow
 def test_served_openvino_matches_inference_detector(
         exported_openvino, grpc_url, mmdet_model, unseen_images):
     local = for_version(exported_openvino.version_dir)

@@ -15,6 +15,7 @@ from triton_frcnn.client import Retry, ServerBusy
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT
 
 BURST = 24
+pytestmark = pytest.mark.slow  # a server and an export of its own
 
 
 @pytest.fixture(scope='module')

@@ -52,6 +52,7 @@ def bad_inputs() -> dict:
     }
 
 
+@pytest.mark.slow
 def test_every_bad_input_gets_a_result_or_a_clear_error_while_good_ones_flow(
         grpc_url, server, onnx_detector):
     good = SAMPLES[0].read_bytes()
@@ -111,6 +112,7 @@ def test_wrong_tensors_sent_to_the_detector_are_refused(grpc_url, server):
     assert fine.as_numpy('dets').shape == (1, 100, 5)
 
 
+@pytest.mark.slow
 def test_small_soak_loses_nothing(grpc_url, server, tmp_path):
     paths = []
     for i in range(4):
@@ -140,6 +142,7 @@ def test_soak_refuses_what_it_cannot_run_in_one_line(args, code, line):
     assert 'Traceback' not in done.stderr and done.stdout == ''
 
 
+@pytest.mark.slow
 def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
     """SIGTERM (a CI timeout, a container stop) unwinds like Ctrl-C: the
     tool's own server and its Python stubs go with it, not left holding
@@ -185,6 +188,7 @@ def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
     assert client.is_model_ready('faster_rcnn')
 
 
+@pytest.mark.slow
 def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
                                                           exported, tmp_path):
     """A server restricting inference and metadata (API-key auth with
@@ -224,6 +228,7 @@ def second_server(exported, tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_broken_version_is_reported_and_the_previous_one_serves(
         second_server):
     model_dir = second_server.repository / 'faster_rcnn_detector'
@@ -242,8 +247,9 @@ def test_a_broken_version_is_reported_and_the_previous_one_serves(
         assert len(det(SAMPLES[0])) > 0
 
 
+@pytest.mark.slow
 def test_a_detector_version_is_only_ever_served_with_its_own_class_list(
-        exported, tmp_path):
+        exported, exported_demo, tmp_path):
     """Re-export the demo detector with other class names (v2), then break
     v2: the server falls back to v1 of all three steps, and v1's names come
     back, never v2's list on the v1 detector."""
@@ -315,6 +321,7 @@ def image_folder(folder, prefix: str, count: int, seed: int):
     return folder
 
 
+@pytest.mark.slow
 def test_killed_server_failed_images_are_named_and_a_rerun_finishes(
         second_server, tmp_path):
     folder = image_folder(tmp_path / 'images', 'img', 10, seed=400)
@@ -344,6 +351,7 @@ def test_killed_server_failed_images_are_named_and_a_rerun_finishes(
     assert_outputs_whole(out)
 
 
+@pytest.mark.slow
 def test_retries_ride_out_a_server_restart(second_server, tmp_path):
     folder = image_folder(tmp_path / 'images', 'r', 6, seed=500)
     out = tmp_path / 'out'
@@ -393,6 +401,7 @@ def crashing_repository(folder, crashes: int):
     return folder
 
 
+@pytest.mark.slow
 def test_a_server_that_crashes_during_start_up_is_started_once_more(tmp_path):
     repo = crashing_repository(tmp_path / 'repo', crashes=1)
     with TritonServer.on_free_ports(repo, workdir=tmp_path / 'triton') as server:
