@@ -1,0 +1,94 @@
+"""python -m tools.test_times: how long the test suite takes, as a result
+file (docs/results/tests.json and .md), from pytest's own JUnit XML.
+
+The issue of a fast suite is argued with numbers: each tier's time and
+counts, and the slowest tests of the whole run (setup, call and teardown
+together, as JUnit counts them), so that the next cut starts from them.
+
+    make test PYTEST_ARGS=--junitxml=/tmp/all.xml
+    make test-fast PYTEST_ARGS=--junitxml=/tmp/fast.xml
+    python -m tools.test_times --tier 'make test=/tmp/all.xml' \\
+        --tier 'make test-fast=/tmp/fast.xml' --out docs/results/tests.json
+"""
+from __future__ import annotations
+
+import argparse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, List
+
+from ground import cli
+from ground.results import write_report
+
+SLOWEST = 15
+
+
+def suite(xml: Path) -> ET.Element:
+    try:
+        root = ET.parse(xml).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise cli.Failure(f'{xml}: not a JUnit XML file ({exc})') from None
+    found = root if root.tag == 'testsuite' else root.find('testsuite')
+    if found is None:
+        raise cli.Failure(f'{xml}: no testsuite in it')
+    return found
+
+
+def tier(xml: Path) -> Dict:
+    """Seconds and counts of one run."""
+    run = suite(xml)
+    counts = {k: int(run.get(k, 0)) for k in ('tests', 'failures', 'errors',
+                                              'skipped')}
+    return {'seconds': round(float(run.get('time', 0)), 1), **counts}
+
+
+def slowest(xml: Path, n: int = SLOWEST) -> List[Dict]:
+    cases = [{'test': f"{case.get('classname', '')}::{case.get('name')}",
+              'seconds': round(float(case.get('time', 0)), 2)}
+             for case in suite(xml).iter('testcase')]
+    return sorted(cases, key=lambda c: -c['seconds'])[:n]
+
+
+def render(report: Dict) -> str:
+    head = report['provenance']
+    lines = [f"# Test suite times ({head['date'][:10]}, "
+             f"{head['machine']['cpus']} CPUs)", '',
+             '| tier | seconds | tests | failures | errors | skipped |',
+             '| --- | --- | --- | --- | --- | --- |']
+    lines += [f"| `{name}` | {t['seconds']} | {t['tests']} | {t['failures']} "
+              f"| {t['errors']} | {t['skipped']} |"
+              for name, t in report['tiers'].items()]
+    lines += ['', f"The {len(report['slowest'])} slowest tests of "
+              f"`{report['slowest_of']}` (setup, call and teardown; a "
+              'setup holds the session fixtures that test was the first to '
+              'need, such as the shared exports and server):', '',
+              '| seconds | test |', '| --- | --- |']
+    lines += [f"| {c['seconds']} | `{c['test']}` |" for c in report['slowest']]
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog='python -m tools.test_times', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--tier', action='append', required=True,
+                   metavar='NAME=JUNIT.xml',
+                   help="a run's name and its JUnit XML; the first one's "
+                        'slowest tests are listed')
+    p.add_argument('--out', type=Path, default=Path('docs/results/tests.json'))
+    args = p.parse_args(argv)
+    tiers = [t.split('=', 1) for t in args.tier]
+    if any(len(t) != 2 or not all(t) for t in tiers):
+        p.error('--tier takes NAME=JUNIT.xml')
+
+    def work() -> int:
+        report = {'tiers': {name: tier(Path(xml)) for name, xml in tiers},
+                  'slowest_of': tiers[0][0],
+                  'slowest': slowest(Path(tiers[0][1]))}
+        print(render(write_report(args.out, report, render)), end='')
+        return 0
+    return cli.run('tools.test_times', work)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
