@@ -34,18 +34,17 @@ def suite(xml: Path) -> ET.Element:
     return found
 
 
-def tier(xml: Path) -> Dict:
+def tier(run: ET.Element) -> Dict:
     """Seconds and counts of one run."""
-    run = suite(xml)
     counts = {k: int(run.get(k, 0)) for k in ('tests', 'failures', 'errors',
                                               'skipped')}
     return {'seconds': round(float(run.get('time', 0)), 1), **counts}
 
 
-def slowest(xml: Path, n: int = SLOWEST) -> List[Dict]:
+def slowest(run: ET.Element, n: int = SLOWEST) -> List[Dict]:
     cases = [{'test': f"{case.get('classname', '')}::{case.get('name')}",
               'seconds': round(float(case.get('time', 0)), 2)}
-             for case in suite(xml).iter('testcase')]
+             for case in run.iter('testcase')]
     return sorted(cases, key=lambda c: -c['seconds'])[:n]
 
 
@@ -82,9 +81,10 @@ def main(argv=None) -> int:
         p.error('--tier takes NAME=JUNIT.xml')
 
     def work() -> int:
-        report = {'tiers': {name: tier(Path(xml)) for name, xml in tiers},
-                  'slowest_of': tiers[0][0],
-                  'slowest': slowest(Path(tiers[0][1]))}
+        runs = {name: suite(Path(xml)) for name, xml in tiers}
+        first = tiers[0][0]
+        report = {'tiers': {name: tier(run) for name, run in runs.items()},
+                  'slowest_of': first, 'slowest': slowest(runs[first])}
         print(render(write_report(args.out, report, render)), end='')
         return 0
     return cli.run('tools.test_times', work)
