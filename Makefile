@@ -28,9 +28,16 @@ HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
+# native Triton backends (NAME/libtriton_NAME.so, e.g. a copy of NGC's
+# /opt/tritonserver/backends) for every server a target starts; empty: the
+# Python-based stand-in
+BACKEND_DIR ?=
+ifneq ($(BACKEND_DIR),)
+export TRITON_BACKEND_DIR := $(abspath $(BACKEND_DIR))
+endif
 REPLICAS ?= 2
 
-.PHONY: setup checkpoint export serve detect demo test test-fast eval data train-demo soak bench load cluster scaling gpu-pack clean
+.PHONY: setup checkpoint export serve detect demo test test-fast test-native eval data train-demo soak bench load cluster scaling gpu-pack clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml \
@@ -104,6 +111,10 @@ test: setup  ## the whole test suite, as CI runs it (starts its own server on fr
 
 test-fast: setup  ## the suite without its slow tier (under 5 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-native: setup  ## the native tier on NVIDIA's backends in BACKEND_DIR (NGC's own, or built from their source)
+	$(if $(BACKEND_DIR),,$(error test-native: give BACKEND_DIR=DIR, a backend directory such as a copy of NGC's /opt/tritonserver/backends))
+	$(PY) -m pytest -m native $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(RESULTS) .triton .pytest_cache

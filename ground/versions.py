@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Dict, Iterable
 
+from .engine import Engine
+
 # what every measurement ran on, beside its own packages
 MEASURED_WITH = ('numpy', 'onnxruntime', 'openvino', 'torch', 'mmdet',
                  'tritonclient', 'nvidia-pytriton')
@@ -39,7 +41,9 @@ def machine() -> Dict[str, object]:
 
 
 def provenance(packages: Iterable[str] = MEASURED_WITH) -> Dict[str, object]:
-    """When, on what and with what a result was measured: the head of
-    every result file under docs/."""
+    """When, on what and with what a result was measured, and the engine
+    its servers ran (a result that compares engines names each in its
+    rows): the head of every result file under docs/."""
     return {'date': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-            'machine': machine(), 'versions': package_versions(packages)}
+            'machine': machine(), 'versions': package_versions(packages),
+            'engine': Engine.from_environment().describe()}

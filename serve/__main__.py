@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from detection import paths
 from export.store import location
+from ground.engine import ENVIRONMENT, Engine, EngineError
 from ground.cli import error
 from ground.process import interrupt_on_sigterm
 
@@ -34,20 +36,31 @@ def main(argv=None) -> int:
                    help='serve each model\'s configs/NAME.pbtxt where it has '
                    'one, config.pbtxt elsewhere (the export writes the GPU '
                    'placement as "gpu"; default: config.pbtxt everywhere)')
+    p.add_argument('--backend-directory', type=Path, metavar='DIR',
+                   default=os.environ.get(ENVIRONMENT) or None,
+                   help='serve the detectors with the native backends in DIR '
+                   '(NAME/libtriton_NAME.so, e.g. a copy of NGC\'s '
+                   '/opt/tritonserver/backends; default: $%s, else the '
+                   'Python-based stand-in)' % ENVIRONMENT)
     p.add_argument('--poll', type=float, default=0, metavar='SECONDS',
                    help='check the repository this often and roll newly '
                    'published versions in with no failed request (0: never)')
     args = p.parse_args(argv)
+    try:
+        engine = Engine.of(args.backend_directory)
+    except EngineError as exc:
+        p.error(str(exc))
     server = TritonServer(args.repository, host=args.host,
                           http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, workdir=args.workdir,
                           log_file=args.log_file,
-                          config_name=args.model_config_name)
+                          config_name=args.model_config_name, engine=engine)
     interrupt_on_sigterm()  # not cli.run: Ctrl-C here is the way to stop
     try:
         server.start()
         for line in server.report:
             print(f'serve: warning: {line}', file=sys.stderr)
+        print(engine.line(), flush=True)
         print(f'serving {args.repository} on {args.host}: gRPC {args.grpc_port}, '
               f'HTTP {args.http_port}, metrics {args.metrics_port}; '
               f'log {server.log_file}; Ctrl-C stops', flush=True)

@@ -3,10 +3,14 @@
 Hosts without NVIDIA's container run the Triton 2.51 binary bundled in the
 nvidia-pytriton wheel, which carries only the Python backend. ``prepare``
 assembles a backend directory for it: that Python backend with the stub for
-this interpreter, plus this project's Python-based ``onnxruntime`` backend.
+this interpreter, plus either the native backends of a directory the user
+has (``--backend-directory``, ``TRITON_BACKEND_DIR``: NGC's own, or ones
+built from their source) or this project's Python-based stand-in for the
+``onnxruntime`` and ``openvino`` backends.
 """
 from __future__ import annotations
 
+import filecmp
 import functools
 import importlib.util
 import os
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from detection import paths
+from ground.engine import Engine
 from ground.process import exit_reason, free_port, stop_group, wait_until
 
 from .errors import ServerError
@@ -37,6 +42,13 @@ NGC_RUNTIMES = Path(sys.prefix) / 'ngc-runtimes'
 # memory or change what the server records; clients keep inference,
 # metadata, model config, health and statistics
 RESTRICTED = ('model-repository', 'shared-memory', 'trace', 'logging')
+# Triton's own advice for memory that glibc's malloc keeps (its model
+# management guide; NGC's image has jemalloc): with a background thread
+# returning freed pages within a second, the memory of a large request goes
+# back to the system after it (docs/direct-requests.md); the server image
+# sets the same (deploy/Dockerfile)
+JEMALLOC = Path('/usr/lib/x86_64-linux-gnu/libjemalloc.so.2')
+MALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0'
 START_ATTEMPTS = 2  # a crash during start-up gets one more start
 CPU_HOST_NOISE = 'CudaDriverHelper has not been initialized'  # every start
 
@@ -80,6 +92,37 @@ def runtimes_missing() -> List[str]:
             '(make setup installs them)']
 
 
+def place(source: Path, copy: Path) -> None:
+    """``copy`` made the same file as ``source``: a hard link where both
+    lie on one file system, a copy elsewhere; nothing done if it is one."""
+    if copy.exists() and (os.path.samefile(source, copy)
+                          or filecmp.cmp(source, copy, shallow=False)):
+        return
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.unlink(missing_ok=True)
+    try:
+        os.link(source, copy, follow_symlinks=True)
+    except OSError:
+        shutil.copy2(source, copy)
+
+
+def place_core_library(install: Installation, folder: Path) -> None:
+    """``folder/libtritonserver.so``, the name native backends link to, for
+    the bundled server's core library, which the wheel renamed
+    (``libtritonserver-HASH.so``): a symbolic link, so that the loader finds
+    the file the server already runs and maps it once."""
+    core = next(install.libs.glob('libtritonserver-*.so'), None)
+    if core is None:
+        raise ServerError(f'bundled Triton is incomplete: no libtritonserver '
+                          f'in {install.libs}')
+    link = folder / 'libtritonserver.so'
+    if link.is_symlink() and link.resolve() == core.resolve():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(core.resolve())
+
+
 @dataclass
 class TritonServer:
     """One ``tritonserver`` process; a context manager that stops it."""
@@ -94,6 +137,8 @@ class TritonServer:
     # --model-config-name: each model's configs/<name>.pbtxt where it has
     # one (the export's GPU placement is "gpu"), config.pbtxt elsewhere
     config_name: str = ''
+    # the backends that run the detectors (the environment's by default)
+    engine: Engine = field(default_factory=Engine.from_environment)
     process: Optional[subprocess.Popen] = None
     # Model loading is explicit so that a broken version can be skipped, and
     # the repository API answers only requests carrying this per-process key:
@@ -109,23 +154,33 @@ class TritonServer:
                    metrics_port=free_port(), **kwargs)
 
     def prepare(self, install: Installation) -> Path:
-        """The backend directory: bundled Python backend + our onnxruntime
-        and openvino (one file, serve/backends/runtime.py).
+        """The backend directory: the bundled Python backend, and the
+        engine's native backends or the stand-in (one file,
+        serve/backends/runtime.py, as each of its names).
 
-        Files are copied, not linked: Triton refuses a backend library whose
-        real path lies outside the backend directory.
+        Files are hard-linked or copied, never symlinked: Triton refuses a
+        backend library whose real path lies outside the backend directory.
         """
         backends = self.workdir / 'backends'
         files = {backends / 'python' / p.name: p
                  for p in install.python_backend.iterdir()
                  if p.suffix in ('.so', '.py')}
         files[backends / 'python' / 'triton_python_backend_stub'] = install.stub
-        for name in RUNTIME_BACKENDS:
-            files[backends / name / 'model.py'] = RUNTIME_BACKEND
+        native = self.engine.backends()
+        if native:
+            place_core_library(install, self.core_libraries)
+        for name in native:
+            for source in native[name].rglob('*'):
+                if source.is_file():
+                    files[backends / name / source.relative_to(native[name])] = source
+        if not native:
+            for name in RUNTIME_BACKENDS:
+                files[backends / name / 'model.py'] = RUNTIME_BACKEND
+        for stale in [p for p in backends.rglob('*')
+                      if p.is_file() and p not in files]:
+            stale.unlink()  # another engine's, from an earlier start
         for copy, source in files.items():
-            if not copy.exists() or copy.read_bytes() != source.read_bytes():
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, copy)
+            place(source, copy)
         return backends
 
     def command(self, install: Installation, backends: Path) -> List[str]:
@@ -145,7 +200,7 @@ class TritonServer:
             f'--grpc-address={self.host}', f'--grpc-port={self.grpc_port}',
             f'--metrics-address={self.host}',
             f'--metrics-port={self.metrics_port}',
-            '--log-verbose=0',
+            '--log-verbose=0', '--grpc-infer-allocation-pool-size=0',
             *([f'--model-config-name={self.config_name}']
               if self.config_name else []), *self.extra_args]
 
@@ -163,11 +218,20 @@ class TritonServer:
         env['PATH'] = os.pathsep.join((str(Path(sys.executable).parent),
                                        env.get('PATH', '')))
         libdirs = [sysconfig.get_config_var('LIBDIR'), str(install.libs),
+                   *([str(self.core_libraries)] if self.engine.backends() else []),
                    env.get('LD_LIBRARY_PATH', '')]
         env['LD_LIBRARY_PATH'] = ':'.join(p for p in libdirs if p)
-        if NGC_RUNTIMES.is_dir():
+        if NGC_RUNTIMES.is_dir() and not self.engine.backends():
             env['TRITON_FRCNN_RUNTIMES'] = str(NGC_RUNTIMES)
+        if JEMALLOC.is_file():
+            env['LD_PRELOAD'] = ':'.join(
+                p for p in (str(JEMALLOC), env.get('LD_PRELOAD', '')) if p)
+            env['MALLOC_CONF'] = MALLOC_CONF
         return env
+
+    @property
+    def core_libraries(self) -> Path:
+        return self.workdir / 'lib'
 
     @property
     def ready_url(self) -> str:
@@ -198,7 +262,12 @@ class TritonServer:
             code = self._launch(install, timeout, again=bool(crashes))
             if code is None:
                 self.report = (gpu_models + crashes + self.recover()
-                               + runtimes_missing())
+                               + ([] if self.engine.backends()
+                                  else runtimes_missing())
+                               + ([] if JEMALLOC.is_file() else [
+                                   f'{JEMALLOC} is missing: the memory of '
+                                   'large requests stays with the server '
+                                   '(make setup installs libjemalloc2)']))
                 return self
             died = (f'tritonserver {exit_reason(code)} during start-up: '
                     f'{self.last_error()} (log: {self.log_file})')
@@ -216,9 +285,9 @@ class TritonServer:
         self.log_file = self.log_file or self.workdir / 'server.log'
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, 'ab' if again else 'wb') as log:
-            if again:
-                log.write(b'--- started again after a crash ---\n')
-                log.flush()
+            log.write(b'--- started again after a crash ---\n' if again
+                      else f'{self.engine.line()}\n'.encode())
+            log.flush()
             self.process = subprocess.Popen(
                 self.command(install, backends), stdout=log,
                 stderr=subprocess.STDOUT, env=self.environment(install),
