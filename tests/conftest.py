@@ -13,12 +13,22 @@ import pytest
 
 from detection.runtime import for_version
 from export.ensemble import composing
+from ground.engine import ENVIRONMENT, NATIVE, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_CONFIG = ROOT / 'tests' / 'configs' / 'faster-rcnn_r50_fpn_small.py'
 DEMO_CONFIG = ROOT / 'configs/mmdet/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py'
 DEMO_CHECKPOINT = ROOT / 'checkpoints/demo_r18_fpn_synthetic.pth'
 SAMPLES = sorted((ROOT / 'assets' / 'samples').glob('*.jpg'))
+# the engine every server of the session runs: the native backends where
+# TRITON_BACKEND_DIR names them, the stand-in otherwise
+ENGINE = Engine.from_environment()
+NATIVE_ONLY = pytest.mark.skipif(
+    ENGINE.name != NATIVE, reason=f'no native backends given: {ENVIRONMENT}='
+    'DIR (make test-native BACKEND_DIR=DIR) runs the native tier on them')
+STAND_IN_ONLY = pytest.mark.skipif(
+    ENGINE.name == NATIVE, reason='a check of the stand-in backend; this '
+    f'run serves with the native backends in {ENGINE.directory}')
 
 
 def photo_like(width: int, height: int, seed: int) -> np.ndarray:
@@ -34,6 +44,10 @@ def photo_like(width: int, height: int, seed: int) -> np.ndarray:
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         cv2.circle(image, (x, y), r, colour, -1)
     return image
+
+
+def png(image: np.ndarray) -> bytes:
+    return cv2.imencode('.png', image)[1].tobytes()
 
 
 @pytest.fixture(scope='session')

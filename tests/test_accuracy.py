@@ -20,6 +20,7 @@ from export.request import Accuracy, Export, Request
 from .conftest import DEMO_CHECKPOINT, DEMO_CONFIG, ROOT, SAMPLES
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_exported_and_served_map(val_split, exported_demo, exported_demo_int8,
                                  exported_demo_fp16, grpc_url):

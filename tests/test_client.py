@@ -14,7 +14,7 @@ from triton_frcnn.client import (AsyncTritonDetector, ServerUnavailable,
                                  TritonDetector)
 from triton_frcnn.client.protocol import ModelSpec
 
-from .conftest import SAMPLES, photo_like, raw_request
+from .conftest import SAMPLES, photo_like, png, raw_request
 
 
 @pytest.fixture(scope='module')
@@ -86,10 +86,6 @@ def test_asyncio_many_images_equal_one_at_a_time(grpc_url, det, unseen_images):
             return await adet.detect_many(images, concurrency=4)
     for path, result in zip(images, asyncio.run(many())):
         assert_same(result, det(path))
-
-
-def png(image) -> bytes:
-    return cv2.imencode('.png', image)[1].tobytes()
 
 
 def test_a_batch_of_two_sizes_gets_its_own_message(grpc_url, server):

@@ -23,7 +23,7 @@ from detection.runtime import for_version
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
 
-from .conftest import GATED, ROOT, copy_models
+from .conftest import GATED, ROOT, STAND_IN_ONLY, copy_models
 
 # The parameters NGC 24.10's native backends read (r24.10 source:
 # onnxruntime_backend src/onnxruntime.cc, openvino_backend src/openvino.cc)
@@ -135,6 +135,7 @@ def test_every_parameter_the_export_writes_is_one_ngc_reads(stack):
 
 
 @pytest.mark.slow
+@STAND_IN_ONLY
 @pytest.mark.usefixtures('exported_openvino')
 def test_the_local_backends_run_ngcs_runtime_versions(server):
     """The stand-in loaded ONNX Runtime and OpenVINO at NGC 24.10's versions
@@ -152,6 +153,7 @@ def test_the_local_backends_run_ngcs_runtime_versions(server):
                          'exported_demo_fp16')
 @pytest.mark.parametrize('model', ['faster_rcnn', 'faster_rcnn_openvino', 'demo',
                                    'demo_int8', 'demo_fp16'])
+@pytest.mark.native
 def test_each_graph_detects_the_same_under_ngcs_runtimes(
         model, stack, unseen_images):
     """The served model (ONNX Runtime 1.19.2 / OpenVINO 2024.4) against the
@@ -167,6 +169,7 @@ def test_each_graph_detects_the_same_under_ngcs_runtimes(
             assert match.matched == match.reference == len(got), match
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_a_named_config_is_served_where_a_model_has_it(stack, tmp_path):
     """tritonserver's --model-config-name through the launcher: a named CPU
@@ -199,6 +202,7 @@ NO_GPU = pytest.mark.skipif(shutil.which('nvidia-smi') is not None,
     pytest.param('gpu', 'no GPU on this host: --model-config-name gpu places '
                  'demo_detector on a GPU (serve without it for the CPU '
                  'placement)', marks=NO_GPU)])
+@pytest.mark.native
 def test_a_placement_that_cannot_be_served_is_one_line(name, line, stack,
                                                        tmp_path):
     """A name no model has, and the GPU placement on a host without a GPU:

@@ -100,6 +100,7 @@ def test_openvino_equals_onnxruntime_in_process(exported_openvino,
         assert match.fraction >= 0.95, match
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_served_openvino_matches_inference_detector(
         exported_openvino, grpc_url, mmdet_model, unseen_images):

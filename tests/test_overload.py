@@ -53,6 +53,7 @@ def burst(lib, url: str, payload: bytes) -> list:
         return list(pool.map(one, range(BURST)))
 
 
+@pytest.mark.native
 @pytest.mark.parametrize('protocol', ['grpc', 'http'])
 def test_a_full_queue_refuses_with_busy_and_the_server_stays_ready(busy, protocol):
     stack, images = busy

@@ -52,6 +52,7 @@ def bad_inputs() -> dict:
     }
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_every_bad_input_gets_a_result_or_a_clear_error_while_good_ones_flow(
         grpc_url, server, onnx_detector):
@@ -89,6 +90,7 @@ def test_every_bad_input_gets_a_result_or_a_clear_error_while_good_ones_flow(
     assert server.is_ready()
 
 
+@pytest.mark.native
 def test_wrong_tensors_sent_to_the_detector_are_refused(grpc_url, server):
     client = grpcclient.InferenceServerClient(grpc_url)
 
@@ -172,6 +174,7 @@ def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
     assert serving() == []
 
 
+@pytest.mark.native
 def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
     """Without the admin key, as the Kubernetes Deployment runs it: the
     unload is refused over gRPC and HTTP and the model stays ready."""
@@ -188,6 +191,7 @@ def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
     assert client.is_model_ready('faster_rcnn')
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_a_server_that_wants_a_key_is_one_line_without_it(exported_demo,
                                                           exported, tmp_path):
@@ -228,6 +232,7 @@ def second_server(exported, tmp_path):
     server.stop()
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_a_broken_version_is_reported_and_the_previous_one_serves(
         second_server):
@@ -247,6 +252,7 @@ def test_a_broken_version_is_reported_and_the_previous_one_serves(
         assert len(det(SAMPLES[0])) > 0
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_a_detector_version_is_only_ever_served_with_its_own_class_list(
         exported, exported_demo, tmp_path):

@@ -92,6 +92,7 @@ def published(s3):
     return url, result
 
 
+@pytest.mark.native
 @pytest.mark.slow
 def test_export_to_s3_is_served_from_s3_with_the_local_detections(
         published, stack, tmp_path):

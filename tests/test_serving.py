@@ -13,7 +13,8 @@ from triton_frcnn.client import ServerUnavailable, TritonDetector
 from triton_frcnn.client.images import load_image
 from export import parity
 
-from .conftest import ROOT, SAMPLES, batched_in_bursts, photo_like
+from .conftest import (ROOT, SAMPLES, batched_in_bursts, photo_like, png,
+                       raw_request)
 
 
 @pytest.fixture(scope='session')
@@ -22,6 +23,7 @@ def det(grpc_url):
         yield d
 
 
+@pytest.mark.native
 def test_ensemble_equals_in_process_onnxruntime(det, onnx_detector,
                                                 unseen_images):
     for path in SAMPLES + unseen_images:
@@ -33,6 +35,7 @@ def test_ensemble_equals_in_process_onnxruntime(det, onnx_detector,
         np.testing.assert_array_equal(served.labels, local.labels)
 
 
+@pytest.mark.native
 def test_served_detections_match_inference_detector(det, mmdet_model,
                                                     unseen_images):
     for path in unseen_images:
@@ -48,6 +51,7 @@ def test_class_names_come_back(det, exported):
     assert [labels[i] for i in dets.labels] == list(dets.names)
 
 
+@pytest.mark.native
 def test_http_and_grpc_agree(det, http_url):
     with TritonDetector(http_url, 'faster_rcnn', protocol='http') as http:
         for path in SAMPLES[:2]:
@@ -57,6 +61,7 @@ def test_http_and_grpc_agree(det, http_url):
             assert list(a.names) == list(b.names)
 
 
+@pytest.mark.native
 def test_concurrent_requests_are_batched_and_stay_exact(det, grpc_url,
                                                         tmp_path):
     """Same-size images sent together share detector batches (the test
@@ -133,6 +138,25 @@ def test_unknown_model_is_refused_before_sending(grpc_url):
         TritonDetector(grpc_url, 'nope', wait=1)
 
 
+@pytest.mark.native
+def test_one_request_of_four_images_gets_what_each_gets_alone(det, grpc_url):
+    """A client's own batch (one request, four images that pad to one
+    size) runs as one batch of the detector and each image gets exactly
+    its own result."""
+    from triton_frcnn import wire
+    images = [png(photo_like(330 + i, 250, 300 + i)) for i in range(4)]
+    outputs = raw_request(grpc_url, images)
+    together = {t.name: outputs.as_numpy(t.name) for t in wire.OUTPUTS}
+    for index, payload in enumerate(images):
+        alone = det.infer_bytes(payload)
+        got = wire.unpack(together, index)
+        assert len(got) == len(alone) > 0
+        np.testing.assert_allclose(got.boxes, alone.boxes, atol=1e-3)
+        np.testing.assert_allclose(got.scores, alone.scores, atol=1e-5)
+        np.testing.assert_array_equal(got.labels, alone.labels)
+
+
+@pytest.mark.native
 def test_bad_image_gets_an_error_and_the_server_stays_up(det, server):
     with pytest.raises(Exception, match='bad image: not a decodable image'):
         det.infer_bytes(b'GIF89a garbage')
