@@ -90,7 +90,10 @@ class Capacity:
         if backend == 'openvino':
             return {'INFERENCE_NUM_THREADS': str(self.detector_threads)}
         return {'intra_op_thread_count': str(self.detector_threads),
-                'inter_op_thread_count': '1'}
+                'inter_op_thread_count': '1',
+                # the host memory of a large request goes back after it
+                # (ONNX Runtime's CPU arena keeps its peak otherwise)
+                'memory.enable_memory_arena_shrinkage': 'cpu:0'}
 
     @property
     def preprocess_instances(self) -> int:

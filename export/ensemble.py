@@ -58,9 +58,14 @@ def datatype(tensor: wire.Tensor) -> int:
         'TYPE_STRING' if tensor.datatype == 'BYTES' else f'TYPE_{tensor.datatype}')
 
 
-def _intermediate(name: str) -> wire.Tensor:
+def _intermediate(name: str, detections: int = -1) -> wire.Tensor:
+    """A tensor between two steps; ``detections``: the rows the detector
+    always returns (max_per_img), which the postprocess then takes and
+    nothing else, so that a caller of it directly is held to that size."""
+    dims = [detections if d == -1 and name in DETECTOR_OUTPUTS else d
+            for d in INTERMEDIATE_DIMS[name]]
     return wire.Tensor(name, 'INT64' if name == 'labels' else 'FP32',
-                       tuple(INTERMEDIATE_DIMS[name]))
+                       tuple(dims))
 
 
 def _add(field, tensors: Sequence[wire.Tensor]) -> None:
@@ -94,13 +99,14 @@ def composing(name: str) -> List[str]:
 
 def models(name: str, version: int, max_batch_size: int,
            params: Preprocessing, classes: Sequence[str],
-           score_threshold: float, capacity: Capacity,
+           score_threshold: float, detections: int, capacity: Capacity,
            gpu_capacity: Optional[Capacity] = None,
            gpu_canvas: Sequence[Size] = ()) -> List[Model]:
     """Preprocess, postprocess and the ensemble that pins ``version`` of
-    them and of the detector; with ``gpu_capacity``, the preprocessing's
-    named GPU placement (its instances sized from a GPU pod's CPUs, its
-    padding ``gpu_canvas``'s buckets)."""
+    them and of the detector (which returns ``detections`` rows an image);
+    with ``gpu_capacity``, the preprocessing's named GPU placement (its
+    instances sized from a GPU pod's CPUs, its padding ``gpu_canvas``'s
+    buckets)."""
     pre, detector, post = composing(name)
     to_post = ['scale_factor', 'ori_shape']
 
@@ -116,7 +122,8 @@ def models(name: str, version: int, max_batch_size: int,
         preprocess.placements['gpu'] = preprocessing(gpu_capacity, canvas).config
     postprocess = _python_model(
         post, max_batch_size,
-        [_intermediate(n) for n in [*DETECTOR_OUTPUTS, *to_post]], wire.OUTPUTS,
+        [_intermediate(n, detections) for n in [*DETECTOR_OUTPUTS, *to_post]],
+        wire.OUTPUTS,
         'postprocess.py', {'classes': list(classes),
                            'score_threshold': float(score_threshold)},
         capacity)

@@ -116,9 +116,13 @@ FORMATS = {f.name: f for f in (
            'model.onnx', backend='onnxruntime', precision='tf32', cuda=True,
            max_map_drop=0.3, suffix='_tf32', gpu_placement=True,
            reduce=steps.as_tf32),
+    # one image an execution: NGC's native openvino backend fixes the
+    # model's batch at max_batch_size (ov::set_batch) and refuses any
+    # execution of another total, or pads it with zeros at that cost
     Format('openvino', 'detection_openvino_dynamic.py', 'model.xml',
            backend='openvino', suffix='_openvino', convert=steps.to_openvino,
-           configure=steps.openvino_parameters, bench='openvino'),
+           configure=steps.openvino_parameters, bench='openvino',
+           max_batch_size=1),
     Format('tensorrt', 'detection_tensorrt_dynamic-320x320-1344x1344.py',
            'model.plan', platform='tensorrt_plan', gpu=True,
            build=steps.tensorrt_engine),

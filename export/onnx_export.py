@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from pathlib import Path
+from typing import Dict, Tuple
 
 import torch
 
@@ -92,3 +93,46 @@ def check(onnx_path: Path) -> Counter:
                           'ONNX Runtime would need plugins')
     return Counter(n.op_type for n in graph.node)
 
+
+
+
+def settle_io(onnx_path: Path, largest: int,
+              outputs: Dict[str, Tuple[int, ...]], name: str = 'input') -> None:
+    """The graph's inputs and outputs as a caller of the detector meets
+    them, in place:
+
+    - the image input sliced to at most ``largest`` rows and columns before
+      anything reads it: the work and memory one image costs stay within
+      those of the largest canvas the preprocessing makes, even for a
+      caller who sends the detector a tensor of its own (Triton checks only
+      the batch size and channels). Every canvas the preprocessing makes
+      fits, so what the ensemble sends is unchanged;
+    - each output declared with its dims after the batch's, ``outputs``
+      (the detections' rows are max_per_img, what the graph always
+      returns), so that the configs, Triton's checks of them against the
+      model and a caller all see those sizes, not bounds a runtime derived
+      (NGC's openvino backend refuses a config's -1 that lies outside
+      one)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    bounded = f'{name}_bounded'
+    for node in graph.node:
+        node.input[:] = [bounded if i == name else i for i in node.input]
+    limits = [numpy_helper.from_array(np.array(values, np.int64),
+                                      f'{bounded}_{role}')
+              for role, values in (('starts', [0, 0]),
+                                   ('ends', [largest, largest]),
+                                   ('axes', [2, 3]))]
+    graph.initializer.extend(limits)
+    graph.node.insert(0, helper.make_node(
+        'Slice', [name, *(t.name for t in limits)], [bounded],
+        name='bound_input'))
+    for output in graph.output:
+        for dim, size in zip(output.type.tensor_type.shape.dim[1:],
+                             outputs[output.name]):
+            dim.Clear()
+            dim.dim_value = size
+    onnx.save(model, str(onnx_path))

@@ -20,8 +20,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from detection.preprocess import (Preprocessing, Size, canvas_problem, decode,
                                   prepare, sizes, two_buckets)
+from detection import paths
 from detection.runtime import Detector, runner
-from ground.files import sha256
+from ground.files import sha256, tree_digest
 from ground.versions import package_versions
 
 from . import model as detector_model
@@ -116,6 +117,14 @@ class Loaded:
     classes: Sequence[str]
     gpu_canvas: Optional[Tuple[Size, ...]] = None  # None: no GPU placement
 
+    @property
+    def largest_side(self) -> int:
+        """The longest side of any canvas the detector is given: mmdet's
+        padding of the largest image, or a bucket of either placement."""
+        sizes = [self.params.largest, *self.params.canvas,
+                 *(self.gpu_canvas or ())]
+        return max(max(size) for size in sizes)
+
 
 def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
     loaded = load(request)
@@ -185,7 +194,8 @@ def load(request: Request) -> Loaded:
 
 
 def trace(loaded: Loaded, deploy_cfg, image, work: Path) -> Path:
-    """mmdeploy's trace on one image, then the graph's checks."""
+    """mmdeploy's trace on one image, its inputs and outputs settled, then
+    the graph's checks."""
     with step('onnx') as note:
         onnx_path = onnx_export.export(
             loaded.model, deploy_cfg, prepare(image, loaded.params.exact),
@@ -193,6 +203,15 @@ def trace(loaded: Loaded, deploy_cfg, image, work: Path) -> Path:
         note['done'] = (f'mmdeploy traced opset '
                         f'{deploy_cfg.onnx_config.opset_version} -> '
                         f'{onnx_path.name} ({size(onnx_path)})')
+    with step('io') as note:
+        largest = loaded.largest_side
+        slots = loaded.cfg.model.test_cfg.rcnn.max_per_img
+        onnx_export.settle_io(onnx_path, largest,
+                              {'dets': (slots, 5), 'labels': (slots,)})
+        note['done'] = (f'input sliced to at most {largest}x{largest} (the '
+                        'largest canvas of any placement: a tensor sent to '
+                        f'the detector directly costs no more); outputs of '
+                        f'{slots} rows an image')
     with step('check') as note:
         ops = onnx_export.check(onnx_path)
         note['done'] = (f'onnx.checker passed; {sum(ops.values())} nodes, '
@@ -218,6 +237,7 @@ def metadata_record(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
         'preprocessing': loaded.params.to_dict(),
         'rcnn_test_cfg': cfg.model.test_cfg.rcnn.to_dict(),
         'classes': list(loaded.classes),
+        'exporter_sha256': exporter_digest(),
         **extra,  # parity (of the fp32 graph), openvino, the mAP gate
         'versions': package_versions(PACKAGES),
     }
@@ -259,7 +279,8 @@ def publish(request: Request, fmt: Format, loaded: Loaded, deploy_cfg,
                             ensemble.models(
         request.served_name, int(version_dir.name),
         fmt.max_batch_size, loaded.params, loaded.classes,
-        loaded.cfg.model.test_cfg.rcnn.score_thr, capacity,
+        loaded.cfg.model.test_cfg.rcnn.score_thr,
+        loaded.cfg.model.test_cfg.rcnn.max_per_img, capacity,
         request.gpu_capacity if fmt.gpu_placement else None,
         loaded.gpu_canvas or ()))
     weights = files(version_dir / fmt.filename)[-1]
@@ -367,10 +388,20 @@ def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
     return matches
 
 
+def exporter_digest() -> str:
+    """The code and deploy configs an export is made by: a checkout that
+    changed them exports again instead of serving what older code made."""
+    import detection
+    return tree_digest([Path(__file__).parent,
+                        Path(detection.__file__).parent,
+                        paths.DEPLOY_CONFIGS])
+
+
 def ensure(request: Request) -> Path:
     """The newest detector version if it was exported from this checkpoint
-    and config for this host's capacity (threads, queues, batching) and the
-    ensemble is pinned to it; otherwise export now."""
+    and config for this host's capacity (threads, queues, batching), by
+    this checkout's export code, and the ensemble is pinned to it;
+    otherwise export now."""
     root = Path(request.export.repository)
     model_dir = root / request.detector_name
     found = repository.versions(model_dir)
@@ -389,7 +420,8 @@ def ensure(request: Request) -> Path:
                     and meta['preprocessing'].get('canvas', [])
                     == [list(size) for size in request.placement.canvas]
                     and meta.get('checkpoint_sha256')
-                    == sha256(Path(request.export.checkpoint))):
+                    == sha256(Path(request.export.checkpoint))
+                    and meta.get('exporter_sha256') == exporter_digest()):
                 log.info('up to date: %s was exported from %s', newest,
                          request.export.checkpoint)
                 return newest

@@ -210,4 +210,9 @@ def bbox_head__predict_by_feat(self,
     dets = torch.cat([boxes, scores.unsqueeze(-1)], dim=-1)
     dets = torch.where(valid.unsqueeze(-1), dets, dets.new_zeros(()))
     labels = torch.where(valid, labels, labels.new_full((), -1))
-    return dets, labels
+    # max_per_img rows as a static size, so that every runtime (and
+    # Triton's checks of a config against the model) sees that number, not
+    # a bound it derived from the input's (NGC's openvino backend refuses a
+    # config whose -1 lies outside a derived bound)
+    slots = rcnn_test_cfg.max_per_img
+    return dets.reshape(-1, slots, 5), labels.reshape(-1, slots)

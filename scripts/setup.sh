@@ -59,6 +59,7 @@ apt_need() {  # PACKAGE WHO-NEEDS-IT
 }
 ldconfig -p | grep -q libb64.so.0d || apt_need libb64-0d "perf_analyzer (make bench)"
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || apt_need nginx-light "make cluster"
+[ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || apt_need libjemalloc2 "the server's memory after large requests (serve/server.py)"
 # stale DIR FILE: DIR was not installed from this FILE (a copy is kept in it)
 stale() { ! cmp -s "$2" "$1/.installed-from" 2>/dev/null; }
 # The runtimes of NGC's native backends, for the local stand-in backend only

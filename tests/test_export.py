@@ -136,8 +136,8 @@ def test_config_pbtxt_parses_back_and_matches_the_graph(exported):
     assert inputs == {'input': (mc.TYPE_FP32, [3, -1, -1]),
                       'img_shape': (mc.TYPE_FP32, [2])}
     outputs = {o.name: (o.data_type, list(o.dims)) for o in config.output}
-    assert outputs == {'dets': (mc.TYPE_FP32, [-1, 5]),
-                       'labels': (mc.TYPE_INT64, [-1])}
+    assert outputs == {'dets': (mc.TYPE_FP32, [100, 5]),  # max_per_img rows
+                       'labels': (mc.TYPE_INT64, [100])}
     assert config.dynamic_batching.max_queue_delay_microseconds == 50_000
     assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
     warmup = config.model_warmup[0]

@@ -139,10 +139,11 @@ def test_thread_budget_follows_the_rule(cpus):
                                     OUTPUTS, [(800, 1344)], capacity)))
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert params == {'intra_op_thread_count': str(cpus),
-                      'inter_op_thread_count': '1'}
+                      'inter_op_thread_count': '1',
+                      'memory.enable_memory_arena_shrinkage': 'cpu:0'}
     assert config.instance_group[0].count == 1
     pre, post, ensemble = (m.config for m in models(
-        'm', 3, 8, Preprocessing(), ['a'], 0.05, capacity))
+        'm', 3, 8, Preprocessing(), ['a'], 0.05, 100, capacity))
     assert pre.parameters['threads'].string_value == '1'
     assert pre.instance_group[0].count == post.instance_group[0].count == 1
     assert not post.parameters and not ensemble.HasField('dynamic_batching')
@@ -150,7 +151,7 @@ def test_thread_budget_follows_the_rule(cpus):
             for step in ensemble.ensemble_scheduling.step] == [
         ('m_preprocess', 3), ('m_detector', 3), ('m_postprocess', 3)]
     on_gpu = [m.config for m in models('m', 3, 8, Preprocessing(), ['a'],
-                                       0.05, Capacity(cpus, gpu=True))]
+                                       0.05, 100, Capacity(cpus, gpu=True))]
     assert [m.instance_group[0].count for m in on_gpu[:2]] == [
         max(1, cpus // 2), 1]  # the cores feed the card
     for model in (config, pre, post):
