@@ -114,3 +114,28 @@ def test_served_openvino_matches_inference_detector(
             expected = local(path)
             np.testing.assert_allclose(served.boxes, expected.boxes, atol=0.5)
             np.testing.assert_array_equal(served.labels, expected.labels)
+
+
+@pytest.mark.native
+@pytest.mark.slow
+def test_openvino_under_concurrent_load_answers_every_request_exactly(
+        exported_openvino, grpc_url, unseen_images):
+    """Twelve clients at once on images of four sizes: every request is
+    answered with what the image gets alone (NGC's openvino backend fails an
+    execution whose batch is not the model's, so this config runs one image
+    an execution, and one request of two images is refused by name)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .conftest import png, photo_like, raw_request
+    assert parse((exported_openvino.version_dir.parent / 'config.pbtxt')
+                 .read_text()).max_batch_size == 1
+    with TritonDetector(grpc_url, 'faster_rcnn_openvino', wait=60) as det:
+        alone = {path: det(path) for path in unseen_images}
+        with ThreadPoolExecutor(12) as pool:
+            together = list(pool.map(det, unseen_images * 6))
+    for path, got in zip(unseen_images * 6, together):
+        np.testing.assert_array_equal(got.boxes, alone[path].boxes)
+        np.testing.assert_array_equal(got.scores, alone[path].scores)
+    images = [png(photo_like(300, 200, s)) for s in (1, 2)]
+    with pytest.raises(Exception, match='batch-size must be <= 1'):
+        raw_request(grpc_url, images, model='faster_rcnn_openvino')

@@ -39,6 +39,8 @@ ARENA_EXTEND = {'0': 'kNextPowerOfTwo', '1': 'kSameAsRequested'}
 # the native openvino backend's CPU parameters (all it passes to the plugin)
 OPENVINO_KEYS = ('INFERENCE_NUM_THREADS', 'COMPILATION_NUM_THREADS',
                  'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT')
+# the parameters the native onnxruntime backend passes to every run
+RUN_OPTIONS = ('memory.enable_memory_arena_shrinkage',)
 # optimization { graph { level } } -> ONNX Runtime's level, as the native reads it
 GRAPH_LEVELS = {-1: 'ORT_ENABLE_BASIC', 1: 'ORT_ENABLE_EXTENDED',
                 2: 'ORT_DISABLE_ALL'}
@@ -102,7 +104,11 @@ def onnxruntime_session(path, config, params, output_names, kind, device_id):
     if kind == 'GPU' and hasattr(ort, 'preload_dlls'):
         ort.preload_dlls()  # CUDA and cuDNN from pip's nvidia-* packages
     session = ort.InferenceSession(path, options, providers=chosen)
-    return lambda feed: session.run(output_names, feed)
+    run_options = ort.RunOptions()
+    for key in RUN_OPTIONS:  # what the native backend sets per run
+        if key in params:
+            run_options.add_run_config_entry(key, params[key])
+    return lambda feed: session.run(output_names, feed, run_options)
 
 
 def openvino_properties(params):
