@@ -73,6 +73,10 @@ if stale "$RUNTIMES" serve/backends/ngc-runtimes.txt; then
 fi
 # the CPU plugin's defaults the server image gives NGC's OpenVINO
 cp deploy/openvino-plugins.xml "$RUNTIMES/openvino/libs/plugins.xml"
+# NGC's openvino backend folder holds libtbb alone, not TBB's topology
+# binding: the wheel's libhwloc frees with glibc's free and aborts a server
+# that runs with jemalloc (serve/server.py)
+rm -f "$RUNTIMES"/openvino/libs/libtbbbind* "$RUNTIMES"/openvino/libs/libhwloc*
 # NGC's Python (3.10) with the server image's packages, for the test that
 # runs the pre/post models' code as the image will (pyenv's 3.10 where the
 # machine has one)
