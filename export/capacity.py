@@ -15,12 +15,10 @@ container's CPU quota; ``--cpus`` overrides):
   they are 1-3% of a request's time, so one process keeps up with a detector
   on many cores, and more threads would only compete with the detector's.
   On a GPU host the detector leaves the cores free, and one preprocess
-  (~6.5 ms to decode and prepare an R50-FPN image here, ~35 ms on a lent
-  H100's host before normalising became a table lookup) would cap the
-  server near the card's own rate (PyTorch eager ran ~9 ms an image in
-  TF32 batches there): preprocessing gets half the CPUs as instances there
-  (one thread each), the rest staying for the server, the postprocess and
-  ONNX Runtime's host side;
+  process would cap the server at its own rate, below a card's: preprocessing
+  gets half the CPUs as instances there (one thread each), the rest staying
+  for the server, the postprocess and ONNX Runtime's host side (how many a
+  card needs is the GPU sitting's to measure: docs/gpu-sitting.md);
 * no batching of separate requests on a CPU: a batch of n images costs n
   single runs there (measured 0.96-1.07x for both detectors), so a batch
   gains nothing and makes each of its requests wait for all the others (p99

@@ -4,11 +4,11 @@ For a GPU the export checks the export host has one (parity runs there),
 writes ``instance_group [{ kind: KIND_GPU, gpus: [N] }]`` and the CUDA
 execution provider's settings where NGC's native onnxruntime backend reads
 them, and turns request batching on. The settings keep fp32 exact: TF32 off
-(ONNX Runtime's CUDA provider turns it on by default, which moved 6 of 400
-detections on an H100) and cuDNN's DEFAULT algorithm choice (an EXHAUSTIVE
-or HEURISTIC search is re-run whenever an input's shape changes, which is
-every new image size: measured 2x slower per image than DEFAULT on 4 photos
-of different sizes).
+(ONNX Runtime's CUDA provider turns it on by default). cuDNN's algorithm
+search is left at the native backend's default (EXHAUSTIVE), which runs once
+per input shape; the warm-up runs every shape the GPU placement is given at
+load, so that no request pays for it where the placement has buckets. No
+other choice has a measurement behind it yet (docs/gpu-sitting.md).
 """
 from __future__ import annotations
 
@@ -16,10 +16,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
-
-# the native onnxruntime backend's numbering (its cudnn_conv_algo_search key)
-CUDNN_SEARCH = {'EXHAUSTIVE': '0', 'HEURISTIC': '1', 'DEFAULT': '2'}
-
 
 @dataclass(frozen=True)
 class Device:
@@ -58,14 +54,6 @@ class Device:
                     '(nvidia-smi -L)')
         return None
 
-    def parameters(self) -> Dict[str, str]:
-        """config.pbtxt parameters: cuDNN's algorithm search, under the
-        (deprecated) key the native backend reads last, over the accelerator's
-        options, and as EXHAUSTIVE when it is absent."""
-        if not self.gpu:
-            return {}
-        return {'cudnn_conv_algo_search': CUDNN_SEARCH['DEFAULT']}
-
     def cuda_options(self, tf32: bool = False) -> Dict[str, str]:
         """The parameters of the ``cuda`` gpu_execution_accelerator, which
         the native backend passes to the CUDA provider as they are: TF32 off
@@ -78,8 +66,8 @@ class Device:
         if not self.gpu:
             return ['CPUExecutionProvider']
         return [('CUDAExecutionProvider', {
-            'device_id': self.index, 'cudnn_conv_algo_search': 'DEFAULT',
-            **self.cuda_options(tf32)}), 'CPUExecutionProvider']
+            'device_id': self.index, **self.cuda_options(tf32)}),
+            'CPUExecutionProvider']
 
 
 def visible_gpus() -> int:

@@ -66,6 +66,11 @@ def refusal(request: Request, fmt: Format) -> Optional[str]:
         what = f'format {fmt.name}' if fmt.gated else '--canvas'
         return (f'{what} needs {calibration}an annotated set for its mAP '
                 'gate (--accuracy-ann, --accuracy-images)')
+    if request.placement.gpu_canvas and judge.accuracy_gate and \
+            not judge.annotated:
+        return ('--gpu-canvas needs an annotated set for its mAP gate '
+                '(--accuracy-ann, --accuracy-images); without one the GPU '
+                "placement keeps mmdet's padding")
     return None
 
 
@@ -318,20 +323,22 @@ def gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded, split,
 def gpu_gate(fmt: Format, onnx_path: Path, artifact: Path, loaded: Loaded,
              split, request: Request) -> Tuple[Tuple[Size, ...], dict]:
     """The GPU placement's buckets, and how they were judged. On a GPU each
-    new image size costs cuDNN a new choice of algorithms, so by default the
-    GPU placement pads to the fewest buckets that hold every image, as
-    mmdet's own batched inference pads a batch to its largest image. Judged
-    by mAP where the export has an annotated set: buckets it did not ask
-    for that fail fall back to mmdet's padding; ones it asked for refuse."""
+    new image size costs cuDNN a new choice of algorithms, so the GPU
+    placement pads to the fewest buckets that hold every image, as mmdet's
+    own batched inference pads a batch to its largest image, once the mAP
+    gate has judged them on an annotated set: buckets it did not ask for
+    that fail, or that no set can judge, leave mmdet's padding, exact by
+    construction; ones it asked for refuse."""
     canvas, params = loaded.gpu_canvas or (), loaded.params
     if not canvas or canvas == params.canvas:
         return canvas, {'sizes': sizes(canvas), 'gate': (
             'the --canvas gate' if canvas else "none needed: mmdet's padding")}
     if split is None:
-        log.warning('gpu canvas %s: not judged (no annotated set: '
-                    '--accuracy-ann, --accuracy-images)', sizes(canvas))
-        return canvas, {'sizes': sizes(canvas), 'gate': 'not judged: no '
-                        'annotated set'}
+        log.warning("gpu canvas %s: not judged (no annotated set: "
+                    "--accuracy-ann, --accuracy-images); the GPU placement "
+                    "keeps mmdet's padding", sizes(canvas))
+        return (), {'sizes': '', 'gate': f'{sizes(canvas)} not judged: no '
+                    'annotated set'}
     try:
         result = judged('gpu canvas',
                         f'{fmt.precision} on GPU canvas {sizes(canvas)}',

@@ -137,7 +137,8 @@ def place(config: mc.ModelConfig, capacity: Capacity, device: Device,
           pin_gpu: bool = True) -> None:
     """Where the detector runs and how its queue feeds it: the instance
     group on ``device``, the queue policy, batching and threads ``capacity``
-    gives, and ONNX Runtime's CUDA settings (exact fp32 unless ``tf32``).
+    gives, and ONNX Runtime's CUDA provider options (exact fp32 unless
+    ``tf32``).
     The export calls it; so does ``python -m bench.gpu``, which moves a
     detector exported on a host without a GPU onto the GPU host's card (the
     graph file is the same for both)."""
@@ -151,9 +152,7 @@ def place(config: mc.ModelConfig, capacity: Capacity, device: Device,
     if device.gpu and pin_gpu:
         group.gpus[:] = [device.index]
     onnxruntime = config.backend == 'onnxruntime'
-    settings = {**capacity.detector_parameters(config.backend),
-                **(device.parameters() if onnxruntime else {})}
-    for key, value in settings.items():
+    for key, value in capacity.detector_parameters(config.backend).items():
         config.parameters[key].string_value = value
     accelerators = config.optimization.execution_accelerators \
         .gpu_execution_accelerator

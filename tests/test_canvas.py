@@ -105,6 +105,11 @@ def test_bad_canvas_flags_get_one_line(tmp_path):
     assert proc.returncode == 1 and proc.stderr == (
         'export: error: --canvas needs an annotated set for its mAP gate '
         '(--accuracy-ann, --accuracy-images)\n')
+    proc = export_cli('-r', str(repo), '--gpu-canvas', '320x320')
+    assert proc.returncode == 1 and proc.stderr == (
+        'export: error: --gpu-canvas needs an annotated set for its mAP gate '
+        '(--accuracy-ann, --accuracy-images); without one the GPU placement '
+        "keeps mmdet's padding\n")
     assert not repo.exists()
 
 
