@@ -18,6 +18,17 @@ from . import triton_config
 from .errors import ExportError
 
 NAMED_CONFIGS = 'configs'  # <model>/configs/<name>.pbtxt: --model-config-name
+# the named placements the export writes (and removes where a format has
+# none); others in configs/ are the user's own
+EXPORT_PLACEMENTS = ('gpu',)
+
+
+def stale_placements(model: str, placements) -> list:
+    """The export's placements of ``model`` that a publish without them
+    must remove, as repository-relative paths: left in place, one would
+    stay pinned to a version the new config no longer lists."""
+    return [f'{model}/{NAMED_CONFIGS}/{name}.pbtxt'
+            for name in EXPORT_PLACEMENTS if name not in placements]
 
 
 def versions(model_dir: Path) -> list:
@@ -73,7 +84,9 @@ def write_configs(model_dir: Path, config, placements: Mapping[str, object],
     """``config.pbtxt`` and the named placements beside it
     (``configs/<name>.pbtxt``, which tritonserver's ``--model-config-name``
     selects), each pinned to ``version`` (None: an ensemble's one); the
-    named ones first, so a model whose default config is there is whole."""
+    named ones first, so a model whose default config is there is whole;
+    then the export's placements this publish has not (a format without a
+    GPU placement after one with it) removed."""
     named = {model_dir / NAMED_CONFIGS / f'{name}.pbtxt': placed
              for name, placed in placements.items()}
     for path, placed in [*named.items(), (model_dir / 'config.pbtxt', config)]:
@@ -81,3 +94,5 @@ def write_configs(model_dir: Path, config, placements: Mapping[str, object],
             triton_config.serve_only(placed, version)
         path.parent.mkdir(exist_ok=True)
         write_atomic(path, triton_config.to_text(placed))
+    for stale in stale_placements(model_dir.name, placements):
+        (model_dir.parent / stale).unlink(missing_ok=True)

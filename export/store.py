@@ -140,7 +140,8 @@ class S3Store:
 
     def publish(self, staged: Path, ensembles: Sequence[str]) -> List[str]:
         """Upload a staged repository: every version file, then the other
-        models' configs, then the ``ensembles``' configs; the keys written.
+        models' configs, then the ``ensembles``' configs, then delete the
+        export's placements a staged model no longer has; the keys written.
         If a file fails, the files this call added are deleted (the configs
         are untouched, so the old version is still what is served)."""
         files = sorted(p for p in staged.rglob('*') if p.is_file())
@@ -156,7 +157,16 @@ class S3Store:
             raise self._failed(exc) from None
         added = [k for k in self._upload(staged, data, on_error=existing)
                  if k not in existing]
-        return added + self._upload(staged, configs)
+        written = added + self._upload(staged, configs)
+        models = {p.relative_to(staged).parts[0] for p in configs}
+        for stale in (self.url.key(path) for model in sorted(models)
+                      for path in repository.stale_placements(
+                          model, {p.stem for p in configs
+                                  if p.parent.name == repository.NAMED_CONFIGS
+                                  and p.parent.parent.name == model})):
+            if stale in existing:  # another format's, pinned to old versions
+                self.s3.delete_object(Bucket=self.url.bucket, Key=stale)
+        return written
 
     def _upload(self, staged: Path, paths: Sequence[Path],
                 on_error: Optional[set] = None) -> List[str]:

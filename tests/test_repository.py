@@ -48,6 +48,23 @@ def test_a_failing_write_leaves_no_version_and_no_staging(tmp_path):
     assert list(model_dir.iterdir()) == []
 
 
+def test_a_publish_without_a_gpu_placement_removes_the_older_one(tmp_path):
+    """onnxruntime (a GPU placement) then tensorrt (none, its engine is
+    one): the old configs/gpu.pbtxt, pinned to version 1, is gone, so the
+    gpu overlay takes the new config.pbtxt; a user's own placement stays."""
+    model_dir = repository.writable_model_dir(tmp_path, 'det')
+    config = detector('det', FORMATS['onnxruntime'], INPUTS, OUTPUTS,
+                      [(800, 1344)], Capacity(2))
+    repository.write_configs(model_dir, config, {'gpu': config}, 1)
+    (model_dir / 'configs' / 'mine.pbtxt').write_text(to_text(config))
+    assert (model_dir / 'configs' / 'gpu.pbtxt').is_file()
+    repository.write_configs(model_dir, config, {}, 2)
+    assert sorted(p.name for p in (model_dir / 'configs').iterdir()) == [
+        'mine.pbtxt']
+    assert list(parse((model_dir / 'config.pbtxt').read_text())
+                .version_policy.specific.versions) == [2]
+
+
 def test_every_canvas_bucket_is_warmed_up_while_loading():
     """On a GPU a shape's first run picks cuDNN's algorithms: each bucket
     pays that at load, not in a request, at every batch size the batcher

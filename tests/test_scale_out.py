@@ -115,6 +115,33 @@ def test_export_to_s3_is_served_from_s3_with_the_local_detections(
     assert list(got.names) == list(expected.names)
 
 
+@pytest.mark.slow
+def test_a_publish_to_s3_without_a_gpu_placement_removes_the_older_one(
+        published, tmp_path):
+    """A format without a GPU placement published over one with it: the
+    older configs/gpu.pbtxt objects, pinned to the old version, are
+    deleted; a model this publish does not touch keeps its own."""
+    url, _ = published
+    source, target = S3Store(url), S3Store(f'{url}-placements')
+
+    def stage(folder, models, named):
+        for model in models:
+            (folder / model / 'configs').mkdir(parents=True)
+            (folder / model / 'config.pbtxt').write_text(source.read(model))
+            if named:
+                (folder / model / 'configs' / 'gpu.pbtxt').write_text(
+                    source.read(model, 'configs/gpu.pbtxt'))
+        return folder
+    target.publish(stage(tmp_path / 'one', ['demo_detector', 'demo_preprocess'],
+                         named=True), ['demo'])
+    assert target.read('demo_preprocess', 'configs/gpu.pbtxt')
+    target.publish(stage(tmp_path / 'two', ['demo_detector'], named=False),
+                   ['demo'])
+    assert target.read('demo_detector', 'configs/gpu.pbtxt') is None
+    assert target.read('demo_detector')
+    assert target.read('demo_preprocess', 'configs/gpu.pbtxt')
+
+
 @pytest.fixture(scope='module')
 def replicas(exported, exported_demo, tmp_path_factory):
     """Two replicas on the S3 repository behind nginx, rolling new versions
