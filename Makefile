@@ -89,8 +89,9 @@ soak: demo  ## 2,000 checked requests at concurrency 16 on the demo detector `ma
 	$(PY) -m tools.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
 	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
 
-bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run
+bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run; with BACKEND_DIR, the engines side by side too
 	$(PY) -m bench --out $(RESULTS)/bench
+	$(if $(BACKEND_DIR),$(PY) -m bench.engines --out $(RESULTS)/bench/engines.json)
 
 load: setup  ## clients 1..64 on the demo detector and the R50-FPN: throughput, p50/p95/p99, busy
 	$(PY) -m bench.sweep --out $(RESULTS)/load $(LOAD_ARGS)

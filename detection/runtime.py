@@ -52,9 +52,11 @@ class OnnxDetector(Detector):
     def __init__(self, model_path: Union[str, Path],
                  params: Preprocessing = Preprocessing(),
                  providers: Sequence = ('CPUExecutionProvider',),
-                 options: Optional[ort.SessionOptions] = None):
+                 options: Optional[ort.SessionOptions] = None,
+                 run_options: Optional[ort.RunOptions] = None):
         """``options``: ONNX Runtime's defaults (all cores, every graph
-        optimisation) unless given; ``make bench`` measures the others."""
+        optimisation) unless given; ``make bench`` measures the others;
+        ``run_options``: those of every run (a served config's)."""
         if any('CUDA' in str(p) for p in providers) and hasattr(ort, 'preload_dlls'):
             ort.preload_dlls()  # CUDA and cuDNN from pip's nvidia-* packages
         self.session = ort.InferenceSession(
@@ -63,10 +65,12 @@ class OnnxDetector(Detector):
         self.params = params
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.run_options = run_options
 
     def infer(self, tensors, img_shapes):
         dets, labels = self.session.run(
-            self.output_names, dict(zip(self.input_names, (tensors, img_shapes))))
+            self.output_names, dict(zip(self.input_names, (tensors, img_shapes))),
+            self.run_options)
         return dets, labels
 
 

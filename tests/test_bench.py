@@ -107,6 +107,8 @@ def test_the_ratios_find_rows_by_what_they_measured_not_by_label():
      '--seconds must be more than 0 and --warmup 0 or more'),
     ('bench.sweep', ['--concurrency', '0'],
      '--concurrency, --rounds and --cpus must be 1 or more'),
+    ('bench.engines', ['--rounds', '0'],
+     '--rounds and the concurrency levels must be 1 or more'),
     ('bench.scaling', ['--warmup', '-1'],
      '--seconds must be more than 0 and --warmup 0 or more'),
     ('tools.demo', ['-c', 'configs', '-w', '/nonexistent.pth', '--images', '.'],
@@ -130,3 +132,14 @@ def test_the_tools_refuse_arguments_they_cannot_run_before_any_work(
     assert exit.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f'python -m {module}: error: {line}')
+
+
+def test_the_engines_comparison_needs_native_backends_and_says_so(
+        tmp_path, monkeypatch, capsys):
+    from bench import engines
+    monkeypatch.delenv('TRITON_BACKEND_DIR', raising=False)
+    assert engines.main(['--out', str(tmp_path / 'engines.json')]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        'bench.engines: error: no native backends given: TRITON_BACKEND_DIR='
+        'DIR (make bench BACKEND_DIR=DIR) names the engine to compare']
+    assert not (tmp_path / 'engines.json').exists()

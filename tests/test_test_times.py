@@ -51,3 +51,25 @@ def test_what_is_not_junit_is_one_line(tmp_path, capsys):
     assert line.startswith(
         f'tools.test_times: error: {bad}: not a JUnit XML file (')
     assert not out.exists()
+
+
+def test_cases_list_every_outcome_with_a_skips_reason(tmp_path):
+    path = tmp_path / 'tier.xml'
+    path.write_text(JUNIT.format(n=3, total=3.0, cases=(
+        '<testcase classname="tests.test_a" name="test_ok" time="1.0"/>'
+        '<testcase classname="tests.test_a" name="test_bad" time="1.5">'
+        '<failure message="assert 1 == 2">trace</failure></testcase>'
+        '<testcase classname="tests.test_b" name="test_later" time="0.5">'
+        '<skipped message="no native backends given: set it&#10;more"/>'
+        '</testcase>')))
+    out = tmp_path / 'native-tier.json'
+    assert test_times.main(['--tier', f'native={path}', '--cases',
+                            '--out', str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [(c['test'], c['outcome']) for c in report['cases']['native']] == [
+        ('tests.test_a::test_ok', 'passed'),
+        ('tests.test_a::test_bad', 'failed'),
+        ('tests.test_b::test_later', 'skipped: no native backends given: set it')]
+    assert report['provenance']['engine']['name'] in ('stand-in', 'native')
+    assert '| failed | 1.5 | `tests.test_a::test_bad` |' in \
+        out.with_suffix('.md').read_text()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence
 
 from export.pipeline import ensure
+from ground.engine import Engine
 from export.request import Request
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
@@ -41,13 +42,16 @@ class LocalStack:
 
 @contextmanager
 def served(repository: Path, requests: Sequence[Request] = (),
-           workdir: Optional[Path] = None) -> Iterator[LocalStack]:
+           workdir: Optional[Path] = None,
+           engine: Optional[Engine] = None) -> Iterator[LocalStack]:
     """Each request exported into ``repository`` unless up to date there,
-    then a server on it until the block ends. Raises ``ExportError`` or
+    then a server on it until the block ends, with ``engine``'s backends
+    (the environment's by default). Raises ``ExportError`` or
     ``ServerError`` (one line each) when either cannot be done."""
     exports = {r.served_name: ensure(r) for r in requests}
     server = TritonServer.on_free_ports(
-        repository, **({'workdir': workdir} if workdir else {}))
+        repository, **({'workdir': workdir} if workdir else {}),
+        **({'engine': engine} if engine else {}))
     try:
         server.start()
         yield LocalStack(server, exports)

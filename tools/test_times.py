@@ -4,6 +4,9 @@ file (docs/results/tests.json and .md), from pytest's own JUnit XML.
 The issue of a fast suite is argued with numbers: each tier's time and
 counts, and the slowest tests of the whole run (setup, call and teardown
 together, as JUnit counts them), so that the next cut starts from them.
+With ``--cases``, every test's outcome as well: what a tier run on another
+engine showed (the native tier: docs/results/native-tier.json), headed by
+the engine the run's servers had.
 
     make test PYTEST_ARGS=--junitxml=/tmp/all.xml
     make test-fast PYTEST_ARGS=--junitxml=/tmp/fast.xml
@@ -48,6 +51,24 @@ def slowest(run: ET.Element, n: int = SLOWEST) -> List[Dict]:
     return sorted(cases, key=lambda c: -c['seconds'])[:n]
 
 
+def outcome(case: ET.Element) -> str:
+    for tag, word in (('failure', 'failed'), ('error', 'error'),
+                      ('skipped', 'skipped')):
+        found = case.find(tag)
+        if found is not None:
+            reason = (found.get('message') or '').splitlines()
+            return word + (f': {reason[0]}' if reason and tag == 'skipped' else '')
+    return 'passed'
+
+
+def cases(run: ET.Element) -> List[Dict]:
+    """Every test of a run with its outcome (a skip with its reason)."""
+    return [{'test': f"{case.get('classname', '')}::{case.get('name')}",
+             'outcome': outcome(case),
+             'seconds': round(float(case.get('time', 0)), 2)}
+            for case in run.iter('testcase')]
+
+
 def render(report: Dict) -> str:
     head = report['provenance']
     lines = [f"# Test suite times ({head['date'][:10]}, "
@@ -63,6 +84,11 @@ def render(report: Dict) -> str:
               'need, such as the shared exports and server):', '',
               '| seconds | test |', '| --- | --- |']
     lines += [f"| {c['seconds']} | `{c['test']}` |" for c in report['slowest']]
+    for name, tested in report.get('cases', {}).items():
+        lines += ['', f'Every test of `{name}`:', '',
+                  '| outcome | seconds | test |', '| --- | --- | --- |']
+        lines += [f"| {c['outcome']} | {c['seconds']} | `{c['test']}` |"
+                  for c in tested]
     return '\n'.join(lines) + '\n'
 
 
@@ -75,6 +101,9 @@ def main(argv=None) -> int:
                    help="a run's name and its JUnit XML; the first one's "
                         'slowest tests are listed')
     p.add_argument('--out', type=Path, default=Path('docs/results/tests.json'))
+    p.add_argument('--cases', action='store_true',
+                   help="every test's outcome too (a tier run on an engine "
+                   'of its own, such as the native tier)')
     args = p.parse_args(argv)
     tiers = [t.split('=', 1) for t in args.tier]
     if any(len(t) != 2 or not all(t) for t in tiers):
@@ -85,6 +114,8 @@ def main(argv=None) -> int:
         first = tiers[0][0]
         report = {'tiers': {name: tier(run) for name, run in runs.items()},
                   'slowest_of': first, 'slowest': slowest(runs[first])}
+        if args.cases:
+            report['cases'] = {name: cases(run) for name, run in runs.items()}
         print(render(write_report(args.out, report, render)), end='')
         return 0
     return cli.run('tools.test_times', work)
