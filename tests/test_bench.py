@@ -107,6 +107,7 @@ def test_the_ratios_find_rows_by_what_they_measured_not_by_label():
      '--seconds must be more than 0 and --warmup 0 or more'),
     ('bench.sweep', ['--concurrency', '0'],
      '--concurrency, --rounds and --cpus must be 1 or more'),
+    ('bench.direct', ['--burst', '0'], '--sides and --burst must be 1 or more'),
     ('bench.engines', ['--rounds', '0'],
      '--rounds and the concurrency levels must be 1 or more'),
     ('bench.scaling', ['--warmup', '-1'],

@@ -1,0 +1,147 @@
+"""python -m bench.direct: what a caller who skips the ensemble costs the
+server, measured on the R50-FPN fp32 export (docs/direct-requests.md).
+
+On each engine (the stand-in, and the native backends of
+TRITON_BACKEND_DIR where given), one server: a photo through the ensemble
+and the detector's largest canvas sent directly, for reference; then
+tensors of sides far past that canvas sent to the detector directly, one at
+a time and eight at once. For each, the seconds it took and the server's
+resident memory (with its Python stubs') after it, once settled.
+
+Writes direct.json and direct.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import psutil
+
+from detection import paths
+from ground.cli import run
+from ground.engine import Engine
+from ground.results import write_report
+
+SETTLE_S = 5  # jemalloc hands freed pages back within a second
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog='python -m bench.direct',
+                                description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('-c', '--config', type=Path, default=paths.R50_CONFIG)
+    p.add_argument('-w', '--checkpoint', type=Path,
+                   default=paths.RANDOM_R50_CHECKPOINT)
+    p.add_argument('-r', '--repository', type=Path,
+                   default=paths.RESULTS / 'bench' / 'model_repository')
+    p.add_argument('--sides', type=int, nargs='+', default=[2000, 3000],
+                   help='square tensors sent to the detector directly')
+    p.add_argument('--burst', type=int, default=8)
+    p.add_argument('--out', type=Path, default=paths.RESULTS / 'direct.json')
+    args = p.parse_args(argv)
+    if min(args.burst, *args.sides) < 1:
+        p.error('--sides and --burst must be 1 or more')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run('bench.direct', lambda: measure(args))
+
+
+def resident_mib(process: psutil.Process) -> float:
+    return round(sum(p.memory_info().rss for p in
+                     [process, *process.children(True)]) / 2**20, 1)
+
+
+def detector_call(client, name: str, side_h: int, side_w: int):
+    import tritonclient.grpc as grpcclient
+    inputs = [grpcclient.InferInput('input', [1, 3, side_h, side_w], 'FP32'),
+              grpcclient.InferInput('img_shape', [1, 2], 'FP32')]
+    inputs[0].set_data_from_numpy(np.zeros((1, 3, side_h, side_w), np.float32))
+    inputs[1].set_data_from_numpy(np.array([[side_h, side_w]], np.float32))
+    return client.infer(name, inputs)
+
+
+def on_engine(request, engine: Engine, largest, args) -> List[Dict]:
+    """The rows of one engine's server."""
+    import tritonclient.grpc as grpcclient
+    from tools.stack import served
+    rows: List[Dict] = []
+    with served(request.export.repository, engine=engine) as stack:
+        server = psutil.Process(stack.server.process.pid)
+        client = grpcclient.InferenceServerClient(stack.grpc_url)
+        name = request.detector_name
+
+        def row(what: str, call, count: int = 1) -> None:
+            start = time.perf_counter()
+            with ThreadPoolExecutor(count) as pool:
+                outcomes = list(pool.map(lambda _: call(), range(count)))
+            seconds = time.perf_counter() - start
+            time.sleep(SETTLE_S)
+            rows.append({'engine': engine.name, 'request': what,
+                         'seconds': round(seconds, 2),
+                         'answered': sum(o is not None for o in outcomes),
+                         'rss_mib_after': resident_mib(server)})
+
+        with stack.detector(request.served_name) as det:
+            photo = (paths.SAMPLES / 'chelsea.jpg').read_bytes()
+            det.infer_bytes(photo)
+            rows.append({'engine': engine.name, 'request': 'started',
+                         'rss_mib_after': resident_mib(server)})
+            row('a photo through the ensemble', lambda: det.infer_bytes(photo))
+        row(f'detector directly, its largest canvas {largest[0]}x{largest[1]}',
+            lambda: detector_call(client, name, *largest))
+        for side in args.sides:
+            row(f'detector directly, {side}x{side}',
+                lambda side=side: detector_call(client, name, side, side))
+        side = max(args.sides)
+        row(f'detector directly, {args.burst} of {side}x{side} at once',
+            lambda: detector_call(client, name, side, side), args.burst)
+    return rows
+
+
+def measure(args) -> int:
+    from detection.preprocess import Preprocessing
+    from export.pipeline import ensure
+    from export.random_checkpoint import ensure as ensure_checkpoint
+    from export.request import Export, Request
+    ensure_checkpoint(args.config, args.checkpoint)
+    request = Request(Export(config=args.config, checkpoint=args.checkpoint,
+                             images=sorted(paths.SAMPLES.glob('*.jpg')),
+                             name='bench', repository=args.repository))
+    version = ensure(request)
+    meta = json.loads((version / 'metadata.json').read_text())
+    largest = Preprocessing.from_dict(meta['preprocessing']).largest
+    engines = [Engine()] + [e for e in [Engine.from_environment()]
+                            if e.name == 'native']
+    rows = [r for engine in engines for r in on_engine(request, engine,
+                                                       largest, args)]
+    report = {'model': args.config.name, 'largest_canvas': list(largest),
+              'settle_s': SETTLE_S,
+              'engines': {e.name: e.describe() for e in engines},
+              'rows': rows}
+    print(render(write_report(args.out, report, render)), end='')
+    return 0
+
+
+def render(report: Dict) -> str:
+    head = report['provenance']
+    lines = [f"# A direct caller's cost ({head['date'][:10]}, "
+             f"{head['machine']['cpus']} CPUs, {report['model']})", '',
+             '| engine | request | seconds | answered | RSS after (MiB) |',
+             '| --- | --- | --- | --- | --- |']
+    lines += [f"| {r['engine']} | {r['request']} | {r.get('seconds', '')} | "
+              f"{r.get('answered', '')} | {r['rss_mib_after']} |"
+              for r in report['rows']]
+    return '\n'.join(lines) + '\n'
+
+
+if __name__ == '__main__':
+    sys.exit(main())
