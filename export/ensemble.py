@@ -36,6 +36,9 @@ CODE = {'detection': Path(detection.__file__).resolve().parent,
 PARAMETERS = 'parameters.json'  # beside model.py; the models read it
 ENSEMBLE_NOTE = ('An ensemble has no files: its steps, and the version of each '
                  'it runs, are in ../config.pbtxt.\n')
+NO_BYTECODE = ('Not a folder, on purpose: Python writes no bytecode here, so '
+               'no file in this model newer than its config makes Triton '
+               'reload it from disk.\n')
 # the tensors between the steps (float32 unless said otherwise)
 INTERMEDIATE_DIMS = {'input': [3, -1, -1], 'img_shape': [2],
                      'scale_factor': [2], 'ori_shape': [2],
@@ -155,6 +158,10 @@ def write(repo: Path, version: int, parts: Sequence[Model]) -> List[Path]:
                 (folder / 'ensemble.txt').write_text(ENSEMBLE_NOTE)
                 return
             shutil.copy2(part.source, folder / 'model.py')
+            # a file where Python would make its bytecode folder: the
+            # stub's import of model.py cannot write into the repository
+            # (model.py keeps its own imports from writing)
+            (folder / '__pycache__').write_text(NO_BYTECODE)
             (folder / PARAMETERS).write_text(json.dumps(part.parameters,
                                                         indent=2) + '\n')
             for target, source in CODE.items():

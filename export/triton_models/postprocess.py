@@ -8,11 +8,19 @@ rows padded to the longest in the request, ``NUM_DETECTIONS`` real.
 """
 import json
 import os
+import sys
 
-import triton_python_backend_utils as pb_utils
-from triton_frcnn import wire
+# This version's own copies of the code first (a Python that has the project
+# installed would import the checkout's instead), and no bytecode written
+# into the repository: Triton counts a newer file in a model's folder as a
+# change and reloads it from disk (serve/loading.py's fall-back)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
 
-from detection.postprocess import DETECTOR_OUTPUTS, postprocess
+import triton_python_backend_utils as pb_utils  # noqa: E402
+from triton_frcnn import wire  # noqa: E402
+
+from detection.postprocess import DETECTOR_OUTPUTS, postprocess  # noqa: E402
 
 
 def _tensor(request, name):

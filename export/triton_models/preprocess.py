@@ -12,15 +12,23 @@ so one version folder serves both placements.
 """
 import json
 import os
+import sys
 from dataclasses import replace
 
-import cv2
-import triton_python_backend_utils as pb_utils
-from triton_frcnn.wire import IMAGE
+# This version's own copies of the code first (a Python that has the project
+# installed would import the checkout's instead), and no bytecode written
+# into the repository: Triton counts a newer file in a model's folder as a
+# change and reloads it from disk (serve/loading.py's fall-back)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
 
-from detection.preprocess import (PREPROCESSED, BatchError, ImageError,
-                                  Preprocessing, batch, decode, parse_sizes,
-                                  prepare)
+import cv2  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+from triton_frcnn.wire import IMAGE  # noqa: E402
+
+from detection.preprocess import (PREPROCESSED, BatchError,  # noqa: E402
+                                  ImageError, Preprocessing, batch, decode,
+                                  parse_sizes, prepare)
 
 
 class TritonPythonModel:
