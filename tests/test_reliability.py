@@ -175,6 +175,38 @@ def test_a_terminated_soak_stops_the_server_it_started(exported, tmp_path):
 
 
 @pytest.mark.native
+@pytest.mark.slow
+def test_a_soak_on_a_server_that_stops_answering_ends_on_sigterm_with_its_report(
+        second_server, tmp_path):
+    """The server is frozen (SIGSTOP) while the soak's requests are in
+    flight, so they hang; SIGTERM still ends the soak within 10 s, exit 130,
+    with the counts so far written."""
+    import os
+    import signal
+    second_server.start()
+    out = tmp_path / 'soak.json'
+    soak = subprocess.Popen(
+        [sys.executable, '-m', 'tools.soak', '-u',
+         f'127.0.0.1:{second_server.grpc_port}', str(SAMPLES[0]),
+         '--requests', '100000', '--concurrency', '2', '--out', str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    group = os.getpgid(second_server.process.pid)
+    try:
+        time.sleep(8)  # connected, the expected results taken, flowing
+        assert soak.poll() is None, soak.communicate()
+        os.killpg(group, signal.SIGSTOP)
+        time.sleep(1)
+        soak.terminate()
+        _, err = soak.communicate(timeout=10)
+    finally:
+        soak.kill()
+        os.killpg(group, signal.SIGCONT)
+    assert (soak.returncode, err.splitlines()[-1]) == (130, 'soak: interrupted')
+    report = json.loads(out.read_text())
+    assert report['interrupted'] is True and report['sent'] > 0
+    assert report['failed'] == report['mismatched'] == 0
+
+
 def test_model_load_and_unload_are_refused_over_the_api(grpc_url, http_url):
     """Without the admin key, as the Kubernetes Deployment runs it: the
     unload is refused over gRPC and HTTP and the model stays ready."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import numpy as np
 
@@ -37,6 +38,7 @@ class SoakReport:
     server_rss_mb_after: Optional[float] = None
     server_rss_mb_by_quarter: List[float] = field(default_factory=list)
     first_error: str = ''
+    interrupted: bool = False  # SIGTERM or Ctrl-C: the counts so far
 
 
 def same(a, b) -> bool:
@@ -73,9 +75,9 @@ def soak(detector: TritonDetector, images: List[Path], requests: int,
             progress()
 
     quarter = max(1, requests // 4)
-    pool = ThreadPoolExecutor(concurrency)
+    answers = in_flight(one, requests, concurrency)
     try:
-        for ok, error in pool.map(one, range(requests)):
+        for ok, error in answers:
             report.sent += 1
             if memory is not None and report.sent % quarter == 0:
                 report.server_rss_mb_by_quarter.append(memory())
@@ -85,10 +87,35 @@ def soak(detector: TritonDetector, images: List[Path], requests: int,
             else:
                 report.succeeded += 1
                 report.mismatched += 0 if ok else 1
-    finally:  # on an interrupt, the requests not yet sent are dropped
-        pool.shutdown(cancel_futures=True)
+    except KeyboardInterrupt:
+        # the report so far, at once: requests not yet sent are dropped,
+        # and ones that hang (a stopped server) are not waited for
+        report.interrupted = True
     report.seconds = round(time.perf_counter() - start, 1)
     return report
+
+
+def in_flight(call: Callable[[int], tuple], count: int,
+              concurrency: int) -> Iterator[tuple]:
+    """``call(0..count-1)`` with ``concurrency`` in flight, each answer as
+    it comes. The workers are daemon threads: a program interrupted while
+    some hang exits without them."""
+    jobs: queue.Queue = queue.Queue()
+    answers: queue.Queue = queue.Queue()
+    for i in range(count):
+        jobs.put(i)
+
+    def work() -> None:
+        while True:
+            try:
+                i = jobs.get_nowait()
+            except queue.Empty:
+                return
+            answers.put(call(i))
+    for _ in range(concurrency):
+        threading.Thread(target=work, daemon=True, name='soak').start()
+    for _ in range(count):
+        yield answers.get()
 
 
 def main(argv=None) -> int:
@@ -119,6 +146,9 @@ def soak_and_report(args: argparse.Namespace, images: List[Path]) -> int:
     if args.out:
         write_report(args.out, result)
     print(json.dumps(result, indent=2))
+    if report.interrupted:
+        print('soak: interrupted', file=sys.stderr)
+        return cli.INTERRUPTED
     ok = (report.failed == 0 and report.mismatched == 0
           and report.server_ready_after)
     return 0 if ok else 1
@@ -129,7 +159,8 @@ def measure(args: argparse.Namespace, images: List[Path]) -> SoakReport:
     if args.start is None:
         with TritonDetector(args.url, args.model, wait=60) as detector:
             report = run(detector, images, args)
-            report.server_ready_after = detector.client.is_server_ready()
+            if not report.interrupted:  # a stopped server never answers
+                report.server_ready_after = detector.client.is_server_ready()
         return report
     from .stack import served
     with served(args.start) as stack, stack.detector(args.model) as detector:
