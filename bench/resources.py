@@ -27,17 +27,33 @@ from ground.results import write_report
 # rounded up to this step (Kubernetes kills a container at its limit)
 HEADROOM = 1.5
 STEP_MIB = 256
+# a probe's timeout: the slowest health answer seen under load, times this
+PROBE_HEADROOM = 5
 
 
 class Sampler(threading.Thread):
     """The server's process tree, every ``every`` seconds until stopped."""
 
-    def __init__(self, pid: int, every: float = 0.5):
+    probes = ('live', 'ready')  # /v2/health/*, what the pod's probes call
+
+    def __init__(self, pid: int, health: str, every: float = 0.5):
         super().__init__(daemon=True, name='resources')
         import psutil
         self.root, self.every = psutil.Process(pid), every
+        self.health = health  # http://host:port/v2/health
         self.stopped = threading.Event()
         self.samples: List[Dict[str, float]] = []
+
+    def probe_ms(self, url: str) -> float:
+        """How long the health endpoint took to answer, as a kubelet's
+        probe waits for it (a failure counts as this sampler's wait)."""
+        import urllib.request
+        start = time.perf_counter()
+        try:
+            urllib.request.urlopen(url, timeout=30).read()
+        except OSError:
+            pass
+        return (time.perf_counter() - start) * 1000
 
     def sample(self) -> Dict[str, float]:
         import psutil
@@ -50,8 +66,11 @@ class Sampler(threading.Thread):
                 continue
             rss, pss = rss + memory.rss, pss + memory.pss
             cpu += times.user + times.system
-        return {'t': time.monotonic(), 'rss_mib': rss / 2**20,
-                'pss_mib': pss / 2**20, 'cpu_s': cpu}
+        found = {'t': time.monotonic(), 'rss_mib': rss / 2**20,
+                 'pss_mib': pss / 2**20, 'cpu_s': cpu}
+        for probe in self.probes:
+            found[f'{probe}_ms'] = self.probe_ms(f'{self.health}/{probe}')
+        return found
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
@@ -94,22 +113,26 @@ def measure(args: argparse.Namespace) -> Dict:
         placement=Placement(cpus=args.cpus))
     with served(request.export.repository, [request]) as stack, \
             stack.detector('r50') as detector:
-        sampler = Sampler(stack.server.process.pid)
+        sampler = Sampler(stack.server.process.pid,
+                          f'http://{stack.http_url}/v2/health')
         idle = sampler.sample()
         sampler.start()
         try:
             report = soak(detector, images, args.requests, args.concurrency)
+            loaded = len(sampler.samples)
+            largest = largest_request(stack, 'r50')
         finally:
             sampler.stopped.set()
             sampler.join()
-        capacity = json.loads((stack.exports['r50'] / 'metadata.json')
-                              .read_text())['capacity']
-    busy = sampler.samples
+        meta = json.loads((stack.exports['r50'] / 'metadata.json').read_text())
+        capacity = meta['capacity']
+    busy, biggest = sampler.samples[:loaded], sampler.samples[loaded:]
     cpu_cores = (busy[-1]['cpu_s'] - busy[0]['cpu_s']) / (busy[-1]['t'] - busy[0]['t'])
     peak_rss = max(s['rss_mib'] for s in busy)
+    largest_rss = max(s['rss_mib'] for s in biggest or busy)
     return {
         'model': f'{paths.R50_CONFIG.name} (seeded random weights), served '
-                 'as the ensemble r50 on the local stand-in',
+                 'as the ensemble r50',
         'capacity': capacity, 'concurrency': args.concurrency,
         'requests': report.sent, 'failed': report.failed,
         'mismatched': report.mismatched, 'seconds': report.seconds,
@@ -118,9 +141,48 @@ def measure(args: argparse.Namespace) -> Dict:
         'idle_pss_mib': round(idle['pss_mib']),
         'peak_rss_mib': round(peak_rss),
         'peak_pss_mib': round(max(s['pss_mib'] for s in busy)),
+        'largest_request': {**largest, 'peak_rss_mib': round(largest_rss)},
         'cpu_cores_used': round(cpu_cores, 2),
-        'recommended': recommended(peak_rss, capacity['cpus']),
+        'probe_ms': {probe: {'p99': round(percentile(
+                                 [s[f'{probe}_ms'] for s in busy], 99), 1),
+                             'max': round(max(s[f'{probe}_ms'] for s in busy), 1)}
+                     for probe in Sampler.probes},
+        'recommended': recommended(max(peak_rss, largest_rss), capacity['cpus']),
+        'probe_timeout_s': probe_timeout(busy),
     }
+
+
+def largest_request(stack, model: str) -> Dict:
+    """One request of as many images as the ensemble takes at once, each
+    resized to the largest canvas: the most one request can make the
+    detector hold, which a pod must survive."""
+    import cv2
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    client = grpcclient.InferenceServerClient(stack.grpc_url)
+    batch = client.get_model_config(model).config.max_batch_size
+    photo = cv2.imread(str(paths.SAMPLES / 'chelsea.jpg'))
+    image = cv2.imencode('.jpg', cv2.resize(photo, (1333, 800)))[1].tobytes()
+    tensor = grpcclient.InferInput('IMAGE', [batch, 1], 'BYTES')
+    tensor.set_data_from_numpy(np.array([image] * batch, dtype=object)
+                               .reshape(-1, 1))
+    start = time.perf_counter()
+    answer = client.infer(model, [tensor])
+    return {'images': batch, 'size': '1333x800',
+            'seconds': round(time.perf_counter() - start, 1),
+            'answered': int(answer.as_numpy('NUM_DETECTIONS').shape[0])}
+
+
+def percentile(values: List[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
+
+
+def probe_timeout(samples: List[Dict[str, float]]) -> int:
+    """A probe's timeoutSeconds: the slowest health answer under load,
+    times PROBE_HEADROOM, in whole seconds (at least 1)."""
+    slowest = max(s[f'{p}_ms'] for s in samples for p in Sampler.probes)
+    return max(1, math.ceil(slowest * PROBE_HEADROOM / 1000))
 
 
 def markdown(report: Dict) -> str:
@@ -133,11 +195,19 @@ def markdown(report: Dict) -> str:
         f'mismatched), sampled {r["samples"]} times.', '',
         '| | RSS MiB (summed) | PSS MiB |', '| --- | --- | --- |',
         f'| idle, models loaded | {r["idle_rss_mib"]} | {r["idle_pss_mib"]} |',
-        f'| peak under load | {r["peak_rss_mib"]} | {r["peak_pss_mib"]} |', '',
+        f'| peak under load | {r["peak_rss_mib"]} | {r["peak_pss_mib"]} |',
+        f'| peak of one request of {r["largest_request"]["images"]} images '
+        f'of {r["largest_request"]["size"]} | '
+        f'{r["largest_request"]["peak_rss_mib"]} | |', '',
         f'CPU used under load: {r["cpu_cores_used"]} cores. A pod\'s requests '
         f'and limits: cpu {r["recommended"]["cpu"]}, memory '
-        f'{r["recommended"]["memory"]} (peak RSS x {HEADROOM}, in '
-        f'{STEP_MIB} MiB steps).', ''])
+        f'{r["recommended"]["memory"]} (the larger peak RSS x {HEADROOM}, '
+        f'in {STEP_MIB} MiB steps).', '',
+        'Health endpoints under that load (ms): ' + ', '.join(
+            f'{probe} p99 {v["p99"]}, max {v["max"]}'
+            for probe, v in r['probe_ms'].items())
+        + f'; the probes\' timeout: {r["probe_timeout_s"]} s '
+        f'(the slowest x {PROBE_HEADROOM}).', ''])
 
 
 def main(argv=None) -> int:

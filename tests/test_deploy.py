@@ -53,7 +53,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(manifests):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
     assert {kind for kind, _ in docs} == {
         'ConfigMap', 'Service', 'Deployment', 'HorizontalPodAutoscaler',
-        'PodDisruptionBudget', 'Ingress'}
+        'PodDisruptionBudget', 'Ingress', 'NetworkPolicy'}
 
 
 def test_a_bad_manifest_is_refused_by_the_validation():
@@ -118,7 +118,9 @@ def test_model_control_needs_the_key_from_a_secret(manifests):
 
 def test_a_stopping_pod_drains_within_its_grace_period(manifests):
     """preStop waits while the endpoints drop the pod, then Triton gets
-    its exit timeout for what is in flight, all before SIGKILL."""
+    its exit timeout for what is in flight, longer than a request may wait
+    in a model's queue, all before SIGKILL."""
+    from export.capacity import Capacity
     _, docs = manifests
     pod = docs[('Deployment', 'triton')]['spec']['template']['spec']
     container = pod['containers'][0]
@@ -126,7 +128,88 @@ def test_a_stopping_pod_drains_within_its_grace_period(manifests):
     assert command[0] == 'sleep'
     (exit_timeout,) = [int(a.split('=')[1]) for a in container['args']
                        if a.startswith('--exit-timeout-secs=')]
+    assert exit_timeout > Capacity(1).queue_timeout_s
     assert 0 < int(command[1]) + exit_timeout < pod['terminationGracePeriodSeconds']
+
+
+def test_the_pod_passes_pod_security_restricted(manifests):
+    """Not root, no privilege escalation, every capability dropped, the
+    runtime's seccomp profile, a read-only root with memory for the Python
+    backend's tensors and a folder for what Triton downloads."""
+    _, docs = manifests
+    pod = docs[('Deployment', 'triton')]['spec']['template']['spec']
+    assert pod['securityContext']['runAsNonRoot'] is True
+    assert pod['securityContext']['runAsUser'] != 0
+    assert pod['securityContext']['seccompProfile'] == {'type': 'RuntimeDefault'}
+    (container,) = pod['containers']
+    assert container['securityContext'] == {
+        'allowPrivilegeEscalation': False, 'capabilities': {'drop': ['ALL']},
+        'readOnlyRootFilesystem': True}
+    mounts = {m['mountPath']: m['name'] for m in container['volumeMounts']}
+    volumes = {v['name']: v for v in pod['volumes']}
+    assert set(mounts) == {'/dev/shm', '/tmp'}
+    assert all('emptyDir' in volumes[name] for name in mounts.values())
+    assert volumes[mounts['/dev/shm']]['emptyDir']['medium'] == 'Memory'
+    assert 'hostPath' not in str(pod) and 'privileged' not in str(pod)
+
+
+def test_the_autoscaler_alone_sets_the_replica_count(manifests):
+    _, docs = manifests
+    assert 'replicas' not in docs[('Deployment', 'triton')]['spec']
+    assert docs[('HorizontalPodAutoscaler', 'triton')]['spec']['minReplicas'] >= 2
+
+
+def test_every_probe_waits_what_the_health_endpoints_took_under_load(manifests):
+    measured = json.loads((RESULTS / 'resources.json').read_text())
+    _, docs = manifests
+    container = docs[('Deployment', 'triton')]['spec']['template']['spec'][
+        'containers'][0]
+    for probe in ('startupProbe', 'livenessProbe', 'readinessProbe'):
+        assert container[probe]['timeoutSeconds'] == measured['probe_timeout_s']
+    slowest = max(v['max'] for v in measured['probe_ms'].values())
+    assert measured['probe_timeout_s'] * 1000 >= slowest
+
+
+def test_the_image_keeps_nvidias_entrypoint_and_runs_tritonserver(manifests):
+    """No ENTRYPOINT of the image's own (NVIDIA's checks the driver); the
+    pod's command line and the image's start with tritonserver, the image
+    with the project's version and NGC's release as its tag, and jemalloc
+    preloaded as the local launcher preloads it."""
+    from serve.server import JEMALLOC, MALLOC_CONF
+    dockerfile = DOCKERFILE.read_text()
+    assert not re.search(r'^ENTRYPOINT', dockerfile, re.M)
+    (cmd,) = re.findall(r'^CMD (\[.*?\])$', dockerfile.replace('\\\n', ''),
+                        re.M | re.S)
+    assert json.loads(cmd)[0] == 'tritonserver'
+    assert f'LD_PRELOAD={JEMALLOC}' in dockerfile
+    assert f'MALLOC_CONF={MALLOC_CONF}' in dockerfile
+    _, docs = manifests
+    container = docs[('Deployment', 'triton')]['spec']['template']['spec'][
+        'containers'][0]
+    assert container['args'][0] == 'tritonserver' and 'command' not in container
+    assert '--grpc-infer-allocation-pool-size=0' in container['args']
+    version = re.search(r'^version = "(.+)"$',
+                        (ROOT / 'pyproject.toml').read_text(), re.M).group(1)
+    assert container['image'].endswith(f':{version}-24.10')
+    assert container['imagePullPolicy'] == 'IfNotPresent'
+
+
+def test_only_the_ingress_and_prometheus_reach_the_pods(manifests):
+    """The NetworkPolicy selects this Deployment's pods and admits the
+    ingress controller to the inference ports, Prometheus to metrics."""
+    _, docs = manifests
+    policy = docs[('NetworkPolicy', 'triton')]['spec']
+    pod = docs[('Deployment', 'triton')]['spec']['template']
+    assert policy['podSelector']['matchLabels'].items() <= \
+        pod['metadata']['labels'].items() and policy['podSelector']['matchLabels']
+    assert policy['policyTypes'] == ['Ingress']
+    allowed = {rule['from'][0]['namespaceSelector']['matchLabels'][
+        'kubernetes.io/metadata.name']: {p['port'] for p in rule['ports']}
+        for rule in policy['ingress']}
+    assert allowed == {'ingress-nginx': {'http', 'grpc'},
+                       'monitoring': {'metrics'}}
+    names = {p['name'] for p in pod['spec']['containers'][0]['ports']}
+    assert set().union(*allowed.values()) == names
 
 
 def test_the_gpu_overlay_serves_the_gpu_placement_and_the_cpu_one_does_not(
@@ -134,6 +217,13 @@ def test_the_gpu_overlay_serves_the_gpu_placement_and_the_cpu_one_does_not(
     overlay, docs = manifests
     named = [a for a in container_args(docs) if a.startswith('--model-config-name')]
     assert named == (['--model-config-name=gpu'] if overlay == 'gpu' else [])
+
+
+def test_a_gpu_pod_is_guaranteed_its_resources():
+    pod = render('gpu')[('Deployment', 'triton')]['spec']['template']['spec']
+    resources = pod['containers'][0]['resources']
+    assert resources['requests'] == resources['limits']
+    assert resources['limits']['nvidia.com/gpu'] == 1
 
 
 def test_a_cpu_pods_resources_come_from_the_measured_stack():
@@ -144,8 +234,13 @@ def test_a_cpu_pods_resources_come_from_the_measured_stack():
     resources = pod['containers'][0]['resources']
     assert resources['requests'] == resources['limits'] == measured['recommended']
     assert measured['failed'] == measured['mismatched'] == 0
-    assert measured['peak_rss_mib'] * 1.5 <= int(
-        measured['recommended']['memory'].rstrip('Mi'))
+    memory = int(measured['recommended']['memory'].rstrip('Mi'))
+    assert measured['peak_rss_mib'] * 1.5 <= memory
+    # and the largest request the ensemble takes (its batch at the largest
+    # canvas) fits: a pod survives what its config allows
+    largest = measured['largest_request']
+    assert largest['answered'] == largest['images'] >= 8
+    assert largest['peak_rss_mib'] * 1.5 <= memory
 
 
 def test_replicas_spread_over_nodes_and_zones(manifests):
@@ -176,7 +271,50 @@ def test_the_autoscaler_follows_the_queue_time_the_adapter_rule_names(manifests)
     rules = yaml.safe_load((DEPLOY / 'k8s/monitoring/prometheus-adapter-rules.yaml')
                            .read_text())['rules']['custom']
     assert [r['name']['as'] for r in rules] == [metric['metric']['name']]
-    assert 'nv_inference_queue_duration_us' in rules[0]['metricsQuery']
+    # the detectors' queue only, not a mean over the ensemble and pre/post
+    detector = 'model=~".+_detector"'
+    assert detector in rules[0]['seriesQuery']
+    for series in ('nv_inference_queue_duration_us', 'nv_inference_request_success'):
+        assert f'{series}{{{detector},<<.LabelMatchers>>}}' in rules[0]['metricsQuery']
+
+
+def component_overlay(tmp_path: Path, *components: str) -> dict:
+    """The cpu overlay with the opt-in ``components``, rendered."""
+    k8s = os.path.relpath(DEPLOY / 'k8s', tmp_path)
+    (tmp_path / 'kustomization.yaml').write_text(yaml.safe_dump({
+        'apiVersion': 'kustomize.config.k8s.io/v1beta1', 'kind': 'Kustomization',
+        'resources': [f'{k8s}/overlays/cpu'],
+        'components': [f'{k8s}/{c}' for c in components]}))
+    return render_folder(tmp_path)
+
+
+def test_the_api_key_component_restricts_inference_and_metadata(tmp_path):
+    """Off by default; with it, Triton answers inference, metadata and
+    configs only with the key from the Secret triton-api-key (the flags
+    test_reliability serves a key with), and health stays open."""
+    import kubernetes_validate
+    assert not any('x-api-key' in a for a in container_args(render('cpu')))
+    docs = component_overlay(tmp_path, 'api-key')
+    deployment = docs[('Deployment', 'triton')]
+    kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
+    container = deployment['spec']['template']['spec']['containers'][0]
+    restriction = 'inference,metadata,model-config:x-api-key=$(TRITON_API_KEY)'
+    assert f'--grpc-restricted-protocol={restriction}' in container['args']
+    assert f'--http-restricted-api={restriction}' in container['args']
+    (key,) = [e for e in container['env'] if e['name'] == 'TRITON_API_KEY']
+    assert key['valueFrom']['secretKeyRef'] == {'name': 'triton-api-key',
+                                                'key': 'key'}
+    assert not any('health' in a for a in container['args'] if 'restricted' in a)
+
+
+def test_the_prometheus_operator_component_adds_a_podmonitor(tmp_path):
+    docs = component_overlay(tmp_path, 'prometheus-operator')
+    monitor = docs[('PodMonitor', 'triton')]
+    labels = docs[('Deployment', 'triton')]['spec']['template']['metadata']['labels']
+    assert monitor['spec']['selector']['matchLabels'].items() <= labels.items()
+    (endpoint,) = monitor['spec']['podMetricsEndpoints']
+    assert (endpoint['port'], endpoint['path']) == ('metrics', '/metrics')
+    assert ('PodMonitor', 'triton') not in render('cpu')  # opt-in
 
 
 def test_the_dashboard_is_grafana_json_on_tritons_metrics(manifests):
@@ -351,3 +489,5 @@ def test_the_ingress_ends_tls_and_balances_each_request(tmp_path):
         assert notes['nginx.ingress.kubernetes.io/load-balance'] == 'ewma'
         size = notes['nginx.ingress.kubernetes.io/proxy-body-size']
         assert int(size.rstrip('m')) * 2**20 >= DEFAULT_MAX_BYTES
+        # a client's requests in flight are bounded (docs/direct-requests.md)
+        assert int(notes['nginx.ingress.kubernetes.io/limit-connections']) > 0
