@@ -66,7 +66,7 @@ serve: setup  ## run Triton on the repository until Ctrl-C
 detect: setup  ## send IMAGES to a running server, annotated copies into RESULTS
 	$(PY) -m client -u $(URL) -m $(MODEL) --out $(RESULTS) $(IMAGES)
 
-demo: setup  ## offline: export the demo detector, serve, detect on val images, stop
+demo: setup  ## no weights to download: export the demo detector, serve, detect on val images, stop
 	$(PY) -m synthetic -o $(DATA) --train 0
 	$(PY) -m tools.demo -c $(DEMO_CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
 	  -r $(REPOSITORY) --images $(DATA)/val --limit 12 --out $(RESULTS)
