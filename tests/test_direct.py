@@ -3,12 +3,16 @@ postprocess answer anyone who reaches the server, so their work and memory
 are bounded by what the ensemble itself allows (docs/direct-requests.md)."""
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 import tritonclient.grpc as grpcclient
+from triton_frcnn.client import TritonDetector
+from triton_frcnn.client.retry import Retry
 
 from ground.engine import NATIVE
 from ground.process import wait_until
@@ -123,4 +127,42 @@ def test_the_postprocess_takes_only_the_detectors_shapes(grpc_url, server):
                        r"'(dets|labels)' .*Expected \[-1,100(,5)?\], got "
                        r"\[1,1000000"):
         client.infer('faster_rcnn_postprocess', inputs)
+    assert server.is_ready()
+
+
+@pytest.mark.slow
+def test_the_way_in_caps_a_requests_bytes_and_a_clients_requests_in_flight(
+        server, stack, tmp_path):
+    """nginx with the ingress's limits in front of the server: a 108 MB
+    tensor is refused before it reaches Triton, and of 24 direct requests
+    at once from one address those past 16 in flight are answered 503
+    (busy); photos sent meanwhile through the client all come back."""
+    from tools.cluster.nginx import nginx
+    if shutil.which('nginx') is None and not Path('/usr/sbin/nginx').exists():
+        pytest.skip('nginx is not installed (scripts/setup.sh installs it as root)')
+    with nginx([server], tmp_path) as (grpc_port, _):
+        client = grpcclient.InferenceServerClient(f'127.0.0.1:{grpc_port}')
+        with pytest.raises(Exception, match='413'):
+            detector_request(client, HUGE, HUGE)
+
+        def direct(_):
+            try:
+                detector_request(client, 2000, 2000)  # 48 MB: under the cap
+                return 'answered'
+            except Exception as exc:
+                return 'busy' if '503' in str(exc) else str(exc)
+        with stack.detector() as det, ThreadPoolExecutor(28) as pool:
+            reference = det(SAMPLES[0])
+            outcomes = pool.map(direct, range(24))
+            through = TritonDetector(f'127.0.0.1:{grpc_port}', 'faster_rcnn',
+                                     retry=Retry(retries=8))
+            photos = list(pool.map(lambda _: through(SAMPLES[0]), range(4)))
+            outcomes = list(outcomes)
+        assert set(outcomes) <= {'answered', 'busy'}, outcomes
+        # the ones past the limit while 16 were in flight, refused by nginx
+        assert outcomes.count('busy') >= 1 and outcomes.count('answered') >= 1
+        log = (tmp_path / 'nginx' / 'nginx-error.log').read_text()
+        assert 'limiting connections by zone "per_client"' in log
+        for photo in photos:
+            np.testing.assert_array_equal(photo.boxes, reference.boxes)
     assert server.is_ready()

@@ -39,6 +39,7 @@ class TlsFront:
         return '\n'.join('  ' + line for line in lines)
 
 
+PER_CLIENT = 16  # requests in flight per client address, as the ingress
 NGINX = """worker_processes 1;
 pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
@@ -50,7 +51,12 @@ http {{
   client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
   fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi;
   scgi_temp_path {work}/scgi;
+  # the ingress's limits (deploy/k8s/ingress): a body of at most 64 MiB,
+  # at most 16 requests in flight per client address, more answered 503
   client_max_body_size 64m;
+  limit_conn_zone $binary_remote_addr zone=per_client:1m;
+  limit_conn per_client {per_client};
+  limit_conn_status 503;
   # bodies and replies stay in memory: a root nginx's workers run as nobody,
   # who cannot write temporary files under a private (0700) work folder
   client_body_buffer_size 64m; proxy_max_temp_file_size 0;
@@ -107,7 +113,8 @@ def nginx(replicas: Sequence[Upstream], workdir: Path, host: str = '127.0.0.1',
         return '\n'.join(f'    server {r.host}:{getattr(r, port)} max_fails=1 '
                          'fail_timeout=5s;' for r in replicas)
     conf = work / 'nginx.conf'
-    conf.write_text(NGINX.format(work=work, grpc=upstream('grpc_port'),
+    conf.write_text(NGINX.format(work=work, per_client=PER_CLIENT,
+                                 grpc=upstream('grpc_port'),
                                  http=upstream('http_port'), host=host,
                                  grpc_port=grpc_port, http_port=http_port,
                                  tls=tls.directives() if tls else '',
