@@ -35,7 +35,10 @@ class CocoSplit:
         by_name = {c['name']: c['id'] for c in self.coco.dataset['categories']}
         missing = [c for c in classes if c not in by_name]
         if missing:
-            raise ValueError(f'classes {missing} are not in the annotations')
+            raise ValueError(
+                f'{len(missing)} of the model\'s {len(classes)} classes '
+                f'({few(missing)}) are not categories of the annotations '
+                f'({few(list(by_name))})')
         return [by_name[c] for c in classes]
 
     def evaluate(self, detections: Dict[int, Detections],
@@ -84,3 +87,9 @@ def read_coco(ann_file: Path):
     if not coco.dataset['images']:
         raise AnnotationError(f'{ann_file} lists no images')
     return coco
+
+
+def few(names: Sequence[str], shown: int = 3) -> str:
+    """The first names of a list, and how many more."""
+    head = ', '.join(names[:shown])
+    return head + (f', ... {len(names) - shown} more' if len(names) > shown else '')

@@ -121,7 +121,11 @@ def annotated_split(ann_file: Path, image_dir: Path, limit: int,
     except AnnotationError as exc:
         raise ExportError(f'accuracy gate: {exc}') from None
     except ValueError as exc:
-        raise ExportError(f'accuracy gate: {exc} ({ann_file})') from None
+        raise ExportError(
+            f'accuracy gate: {exc} in {ann_file}: the gate judges the model '
+            'on an annotated set of its own classes: pass --accuracy-ann '
+            'COCO.json --accuracy-images DIR (make export EVAL_ANN=COCO.json '
+            'EVAL_IMAGES=DIR, with CALIBRATION=DIR for int8)') from None
     return split
 
 

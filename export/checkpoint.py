@@ -62,22 +62,40 @@ def download(release: Release, directory: Path, timeout: float = 30) -> Path:
             os.unlink(partial)
 
 
+# What mmengine's Runner saves beside the weights (message_hub's
+# HistoryBuffers of numpy arrays, the optimizer's and schedulers' state): the
+# safe loader reads each of these globals as an inert object, never calling
+# the real one, since only the weights and their metadata are used
+TRAINING_STATE = frozenset({
+    'mmengine.logging.history_buffer.HistoryBuffer',
+    'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct',
+    'numpy.core.multiarray.scalar', 'numpy._core.multiarray.scalar',
+    'numpy.ndarray', 'numpy.dtype', 'builtins.getattr'})
+WEIGHTS = ('state_dict', 'meta')  # what the export reads of a checkpoint
+
+
+class Inert:
+    """What a training-state global becomes when read: nothing runs."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
 def load(path: Path) -> dict:
     """Read a checkpoint with ``weights_only=True``: tensors and plain data
-    only, so a malicious file cannot run code on load."""
+    only, so a malicious file cannot run code on load. A training
+    checkpoint of mmengine's Runner is read the same way, its training
+    state's own types as inert objects (TRAINING_STATE)."""
     if not path.is_file():
         raise ExportError(f'checkpoint not found: {path} (`make checkpoint` '
                           'downloads the COCO weights)')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next((line for line in lines if 'Unsupported global' in line),
-                      lines[0] if lines else 'unpickling error')
-        raise ExportError(
-            f'checkpoint {path} is refused by the safe loader, which loads '
-            f'tensors and plain data only ({reason.split(". Please")[0]})'
-        ) from None
+        checkpoint = training_checkpoint(path, exc)
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
         raise ExportError(
@@ -87,6 +105,33 @@ def load(path: Path) -> dict:
         raise ExportError(f'checkpoint {path} holds a {type(checkpoint).__name__},'
                           ' not a state dict')
     return checkpoint
+
+
+def training_checkpoint(path: Path, refused: pickle.UnpicklingError) -> dict:
+    """A checkpoint the plain safe loader refused: read again if what it
+    refused is training state only, with the weights all tensors; refused
+    in one line naming the global otherwise."""
+    try:
+        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(
+            str(path)))
+    except Exception:  # not a torch.save file at all
+        unsafe = set()
+    if not unsafe or not unsafe <= TRAINING_STATE:
+        lines = [line.strip() for line in str(refused).splitlines()
+                 if line.strip()]
+        reason = next((line for line in lines if 'Unsupported global' in line),
+                      lines[0] if lines else 'unpickling error')
+        raise ExportError(
+            f'checkpoint {path} is refused by the safe loader, which loads '
+            f'tensors, plain data and mmengine\'s training state only '
+            f'({reason.split(". Please")[0]})') from None
+    with torch.serialization.safe_globals([(Inert, name) for name in unsafe]):
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    weights = checkpoint.get('state_dict', {}) if isinstance(checkpoint, dict) else {}
+    if not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ExportError(f'checkpoint {path} has no state_dict of tensors '
+                          '(not a model\'s weights)')
+    return {key: checkpoint[key] for key in WEIGHTS if key in checkpoint}
 
 
 def save(path: Path, state_dict: dict, classes, **meta) -> Path:

@@ -37,13 +37,12 @@ def load_config(path: Path):
 
 
 def build(cfg):
-    """The detector with its weights untouched; refuses non-two-stage ones.
+    """The detector with its weights untouched; refuses the families the
+    export cannot reproduce exactly, in one line saying why.
 
     Built as mmdet's ``init_detector`` builds it, minus the checkpoint
     loading, which ``load`` does with the safe loader.
     """
-    from mmdet.models.detectors import TwoStageDetector
-    from mmdet.models.roi_heads import StandardRoIHead
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.model.utils import revert_sync_batchnorm
@@ -57,12 +56,39 @@ def build(cfg):
     except Exception as exc:  # the registry raises whatever a module raises
         raise ExportError(f'cannot build model {kind}: {exc}') from None
     model.cfg = cfg
-    if not (isinstance(model, TwoStageDetector)
-            and isinstance(model.roi_head, StandardRoIHead)):
-        raise ExportError(
-            f'config builds a {kind}, not a two-stage detector with a '
-            'StandardRoIHead (the Faster R-CNN family this exporter serves)')
+    refusal = unsupported(model, cfg)
+    if refusal:
+        raise ExportError(f'config builds a {kind}: {refusal}; {SERVED}')
     return model.eval()
+
+
+SERVED = ('this exporter serves Faster R-CNN: a TwoStageDetector with an RPN '
+          'and one StandardRoIHead, with any backbone and neck of standard ops')
+
+
+def unsupported(model, cfg) -> str:
+    """Why the exported graph could not compute what mmdet computes for
+    this model, or ''."""
+    from mmdet.models.detectors import TwoStageDetector
+    from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
+    if not isinstance(model, TwoStageDetector):
+        return ('a single-stage or other detector, without the RPN and RoI '
+                'head the export rewrites to reproduce mmdet exactly')
+    if isinstance(model.roi_head, CascadeRoIHead):
+        return (f'its CascadeRoIHead refines boxes over '
+                f'{model.roi_head.num_stages} stages and averages their '
+                'scores, which the export does not reproduce yet')
+    if not isinstance(model.roi_head, StandardRoIHead):
+        return f'its {type(model.roi_head).__name__} is not a StandardRoIHead'
+    if model.roi_head.with_mask:
+        return 'its mask head would be dropped (the ensemble serves boxes only)'
+    for stage in ('rpn', 'rcnn'):
+        nms = (cfg.model.test_cfg.get(stage) or {}).get('nms') or {}
+        if nms.get('type', 'nms') != 'nms':
+            return (f'its {stage} test NMS is {nms["type"]}, and the graph '
+                    'runs mmdet\'s hard NMS (type=\'nms\'): change the '
+                    'config, or it would not detect what mmdet detects')
+    return ''
 
 
 def load(config: Path, checkpoint: Path) -> Tuple[torch.nn.Module, object]:
@@ -73,6 +99,7 @@ def load(config: Path, checkpoint: Path) -> Tuple[torch.nn.Module, object]:
     model = build(cfg)
     weights = state.get('state_dict', state)
     weights = {k.removeprefix('module.'): v for k, v in weights.items()}
+    refuse_other_shapes(model, weights, checkpoint, config)
     result = model.load_state_dict(weights, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ExportError(
@@ -91,6 +118,29 @@ def load(config: Path, checkpoint: Path) -> Tuple[torch.nn.Module, object]:
                           f'model has {num_classes}')
     model.dataset_meta = {'classes': tuple(names)}
     return model, cfg
+
+
+def refuse_other_shapes(model, weights: dict, checkpoint: Path,
+                        config: Path) -> None:
+    """One line where a weight's shape is not the model's, naming the first
+    and, when it is the classifier's, both class counts (the usual cause:
+    a checkpoint trained with another config)."""
+    own = model.state_dict()
+    wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in weights.items()
+             if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if not wrong:
+        return
+    name, theirs, ours = wrong[0]
+    classifier = 'roi_head.bbox_head.fc_cls.weight'
+    counts = ''
+    if classifier in weights and classifier in own:
+        counts = (f'; the checkpoint has {weights[classifier].shape[0] - 1} '
+                  f'classes, the config {own[classifier].shape[0] - 1}')
+    raise ExportError(
+        f'checkpoint {checkpoint} does not fit config {config}: {len(wrong)} '
+        f'weights have other shapes (e.g. {name}: {list(theirs)} in the '
+        f'checkpoint, {list(ours)} in the model){counts}; pass the config it '
+        'was trained with')
 
 
 def preprocessing(cfg) -> Preprocessing:

@@ -385,6 +385,12 @@ def check_parity(model, runtime: Detector, images: Sequence[Path], decoded,
         matches.append(parity.match(reference, candidate, path.name,
                                     box_tol=request.export.box_tol,
                                     score_tol=request.export.score_tol))
+    if sum(m.reference for m in matches) == 0:
+        raise ExportError(
+            f'parity cannot judge the export: mmdet detects nothing on the '
+            f'{len(matches)} parity images ({", ".join(p.name for p in images)}); '
+            'pass images of your model\'s domain with --images; nothing was '
+            'written')
     worst = min(matches, key=lambda m: m.fraction)
     if worst.fraction < request.export.min_parity:
         raise ExportError(

@@ -36,6 +36,8 @@ def main(argv=None) -> int:
                    help='override the config\'s max_iters')
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args(argv)
+    if args.iters is not None and args.iters < 2:
+        p.error('--iters must be 2 or more')
 
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -44,9 +46,11 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(str(args.config))
     cfg.work_dir = str(args.work_dir)
     cfg.randomness = dict(seed=args.seed, deterministic=False)
-    if args.iters:
+    if args.iters:  # the warm-up shortened to fit (a quick run, a test's)
         cfg.train_cfg.max_iters = args.iters
-        cfg.param_scheduler[-1].end = args.iters
+        warmup, schedule = cfg.param_scheduler
+        warmup.end = min(warmup.end, args.iters // 2)
+        schedule.begin, schedule.end = warmup.end, args.iters
     # evaluated once, explicitly, after training
     cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1
     runner = Runner.from_cfg(cfg)

@@ -241,7 +241,7 @@ def test_config_that_is_not_two_stage(tmp_path, random_checkpoint):
         "_base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']\n")
     proc = run_export('-c', config, '-w', random_checkpoint,
                       '-r', tmp_path / 'repo')
-    assert_one_line_error(proc, 'RetinaNet', 'not a two-stage detector')
+    assert_one_line_error(proc, 'RetinaNet', 'a single-stage or other detector')
 
 
 def test_unwritable_repository(tmp_path, random_checkpoint):
