@@ -36,6 +36,7 @@ ifneq ($(BACKEND_DIR),)
 export TRITON_BACKEND_DIR := $(abspath $(BACKEND_DIR))
 endif
 REPLICAS ?= 2
+PART_MB ?= 35  # make gpu-pack's parts (0: the tar whole)
 
 .PHONY: setup checkpoint export serve detect demo test test-fast test-native eval data train-demo soak bench load cluster scaling gpu-pack clean
 
@@ -102,10 +103,8 @@ cluster: setup  ## a deployment's layout on this machine: S3 store, REPLICAS rep
 scaling: setup  ## throughput of 2 replicas vs 1 (a core each) through nginx, one run
 	$(PY) -m bench.scaling --out $(RESULTS)/scaling
 
-gpu-pack: setup  ## the GPU sitting's parts for the device tool (docs/gpu-sitting.md)
-	$(PY) -m bench.gpu_pack --out .gpu
-	@test -x ../shared/gpu/carry-split || { echo 'gpu-pack: ../shared/gpu/carry-split is missing: .gpu/sitting.tar is whole'; exit 1; }
-	CARRY_MB=35 ../shared/gpu/carry-split .gpu/sitting.tar
+gpu-pack: setup  ## what a GPU host with no network needs for the GPU sitting: .gpu/sitting.tar, cut into PART_MB parts (docs/gpu-sitting.md)
+	$(PY) -m bench.gpu.pack --out .gpu --part-mb $(PART_MB)
 
 test: setup  ## the whole test suite, as CI runs it (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -23,10 +23,10 @@ from typing import Dict, List
 
 import numpy as np
 from tqdm import tqdm
-from triton_frcnn.files import given_images
 
 from detection import paths
 from export.formats import FORMATS, Format
+from ground import cli
 from ground.cli import run
 
 from .timing import timed
@@ -56,10 +56,7 @@ def parse_args(argv=None):
                    'and batching-delay variants of the fp32 detector')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'bench')
     args = p.parse_args(argv)
-    try:  # the checkpoint is made if missing
-        args.images = given_images(args.images)
-    except ValueError as exc:
-        p.error(str(exc))
+    args.images = cli.images(p, args.images)
     if min(args.rounds, *args.concurrency, *args.other_concurrency,
            *args.perf_concurrency, *args.variant_concurrency) < 1:
         p.error('--rounds and the concurrency levels must be 1 or more')

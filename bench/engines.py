@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Dict
 
 from tqdm import tqdm
-from triton_frcnn.files import given_images
 
 from detection import paths
+from ground import cli
 from ground.cli import Failure, run
 from ground.engine import Engine
 from ground.results import write_report
@@ -46,10 +46,7 @@ def parse_args(argv=None):
     p.add_argument('--concurrency', type=int, nargs='+', default=[1, 2, 4])
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'engines.json')
     args = p.parse_args(argv)
-    try:
-        args.images = given_images(args.images)
-    except ValueError as exc:
-        p.error(str(exc))
+    args.images = cli.images(p, args.images)
     if min(args.rounds, *args.concurrency) < 1:
         p.error('--rounds and the concurrency levels must be 1 or more')
     return args

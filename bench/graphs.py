@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-from triton_frcnn.files import given_images
 
 from detection import paths
 from ground import cli
@@ -39,10 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     missing = [str(v) for v in args.versions if not (v / 'metadata.json').is_file()]
     if missing:
         p.error(f'not an exported version folder: {", ".join(missing)}')
-    try:
-        args.images = given_images(args.images)
-    except ValueError as exc:
-        p.error(str(exc))
+    args.images = cli.images(p, args.images)
     return args
 
 

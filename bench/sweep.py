@@ -108,7 +108,7 @@ def sweep_model(args: argparse.Namespace, stack, name: str,
                 images: List[Path]) -> Dict:
     """One model's levels (the median of the rounds), its knee and, for the
     demo detector, perf_analyzer's view."""
-    from export.ensemble import composing
+    from export.repository import composing
 
     from . import perf_analyzer
     from .load import drive

@@ -94,12 +94,6 @@ def _python_model(name: str, max_batch_size: int, inputs, outputs,
     return Model(config, TRITON_MODELS / source, parameters)
 
 
-def composing(name: str) -> List[str]:
-    """The models the ensemble ``name`` runs, in order: its preprocess,
-    detector and postprocess."""
-    return [f'{name}_preprocess', f'{name}_detector', f'{name}_postprocess']
-
-
 def models(name: str, version: int, max_batch_size: int,
            params: Preprocessing, classes: Sequence[str],
            score_threshold: float, detections: int, capacity: Capacity,
@@ -110,7 +104,7 @@ def models(name: str, version: int, max_batch_size: int,
     with ``gpu_capacity``, the preprocessing's named GPU placement (its
     instances sized from a GPU pod's CPUs, its padding ``gpu_canvas``'s
     buckets)."""
-    pre, detector, post = composing(name)
+    pre, detector, post = repository.composing(name)
     to_post = ['scale_factor', 'ori_shape']
 
     def preprocessing(capacity: Capacity, settings: dict) -> Model:

@@ -153,8 +153,9 @@ def _export(request: Request, fmt: Format, model_dir: Path) -> Result:
                 images, decoded, request)
             note['done'] = parity.summary(matches)
         if fmt.reduce:
-            artifact, reduced = fmt.reduce(onnx_path, loaded.params,
-                                           deploy_cfg, request, work)
+            artifact, reduced = fmt.reduce(
+                onnx_path, loaded.params, deploy_cfg,
+                request.accuracy.calibration, request.target, work)
             extra_meta.update(reduced)
         if request.gated:
             extra_meta['accuracy'] = gate(

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, List, Mapping, Optional
 
 from triton_frcnn.files import write_atomic
 
@@ -29,6 +29,12 @@ def stale_placements(model: str, placements) -> list:
     stay pinned to a version the new config no longer lists."""
     return [f'{model}/{NAMED_CONFIGS}/{name}.pbtxt'
             for name in EXPORT_PLACEMENTS if name not in placements]
+
+
+def composing(name: str) -> List[str]:
+    """The models the ensemble ``name`` runs, in order: its preprocess,
+    detector and postprocess."""
+    return [f'{name}_preprocess', f'{name}_detector', f'{name}_postprocess']
 
 
 def versions(model_dir: Path) -> list:

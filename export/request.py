@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 
 from detection.preprocess import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Size
 
-from . import ensemble
+from . import repository
 from .capacity import GPU_INSTANCES, Capacity
 from .device import Device
 from .formats import FORMATS
@@ -90,7 +90,7 @@ class Request:
 
     @property
     def detector_name(self) -> str:
-        return ensemble.composing(self.served_name)[1]
+        return repository.composing(self.served_name)[1]
 
     @property
     def target(self) -> Device:

@@ -16,15 +16,20 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterator, List, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Sequence, Tuple
 
 if TYPE_CHECKING:
     from detection.preprocess import Preprocessing
 
     from .device import Device
-    from .request import Request
 
 log = logging.getLogger('export')
+# The CPU plugin properties NGC 24.10's openvino backend reads from a config's
+# parameters (openvino_backend r24.10, src/openvino.cc); any other reaches
+# its models only as a plugin default, from the image's plugins.xml
+OPENVINO_PARAMETERS = ('INFERENCE_NUM_THREADS', 'COMPILATION_NUM_THREADS',
+                       'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT')
+
 Made = Tuple[Path, Dict]  # the file, what the metadata records of it
 
 
@@ -70,18 +75,19 @@ def to_openvino(onnx_path: Path, deploy_cfg, work: Path) -> Made:
     return artifact, {'openvino': openvino}
 
 
-# reduce: (fp32 graph, preprocessing, deploy config, request, work folder)
-# -> the reduced graph
+# reduce: (fp32 graph, preprocessing, deploy config, calibration images,
+# target device, work folder) -> the reduced graph
 
 def quantized(onnx_path: Path, params: 'Preprocessing', deploy_cfg,
-              request: 'Request', work: Path) -> Made:
+              calibration: Sequence[Path], target: 'Device',
+              work: Path) -> Made:
     from . import onnx_export, quantize
     calib = deploy_cfg.calib_config
     with step('quantize') as note:
-        int8 = quantize.quantize(onnx_path, request.accuracy.calibration, params,
+        int8 = quantize.quantize(onnx_path, calibration, params,
                                  deploy_cfg, work / 'int8.onnx')
         ops = onnx_export.check(int8)
-        calibrated = min(len(request.accuracy.calibration), calib.max_images)
+        calibrated = min(len(calibration), calib.max_images)
         note['done'] = (
             f'{calib.method} calibration on {calibrated} images; '
             f'{ops["QuantizeLinear"]} QuantizeLinear, {ops["DequantizeLinear"]} '
@@ -90,7 +96,7 @@ def quantized(onnx_path: Path, params: 'Preprocessing', deploy_cfg,
 
 
 def halved(onnx_path: Path, params: 'Preprocessing', deploy_cfg,
-           request: 'Request', work: Path) -> Made:
+           calibration: Sequence[Path], target: 'Device', work: Path) -> Made:
     from . import fp16, onnx_export
     common = dict(deploy_cfg.backend_config.common_config)
     with step('fp16') as note:
@@ -103,10 +109,9 @@ def halved(onnx_path: Path, params: 'Preprocessing', deploy_cfg,
 
 
 def as_tf32(onnx_path: Path, params: 'Preprocessing', deploy_cfg,
-            request: 'Request', work: Path) -> Made:
+            calibration: Sequence[Path], target: 'Device', work: Path) -> Made:
     with step('tf32') as note:
-        note['done'] = (f'the fp32 graph, to run with use_tf32=1 on '
-                        f'{request.target}')
+        note['done'] = f'the fp32 graph, to run with use_tf32=1 on {target}'
     return onnx_path, {'tf32': {'use_tf32': 1}}
 
 
@@ -133,6 +138,5 @@ def no_parameters(meta: Dict) -> Dict[str, str]:
 
 def openvino_parameters(meta: Dict) -> Dict[str, str]:
     """The deploy config's settings that NGC's openvino backend reads."""
-    from .triton_config import OPENVINO_PARAMETERS
     return {k: v for k, v in meta.get('openvino', {}).items()
             if k in OPENVINO_PARAMETERS}

@@ -18,12 +18,6 @@ from .capacity import Capacity
 from .device import Device
 from .formats import Format
 
-# The CPU plugin properties NGC 24.10's openvino backend reads from a config's
-# parameters (openvino_backend r24.10, src/openvino.cc); any other reaches
-# its models only as a plugin default, from the image's plugins.xml
-OPENVINO_PARAMETERS = ('INFERENCE_NUM_THREADS', 'COMPILATION_NUM_THREADS',
-                       'HINT_BF16', 'NUM_STREAMS', 'PERFORMANCE_HINT')
-
 # ONNX TensorProto element types -> Triton data types
 _ONNX_TO_TRITON = {1: mc.TYPE_FP32, 2: mc.TYPE_UINT8, 6: mc.TYPE_INT32,
                    7: mc.TYPE_INT64, 9: mc.TYPE_BOOL, 10: mc.TYPE_FP16,

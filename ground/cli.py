@@ -9,9 +9,11 @@ namespaces it started are stopped, any ``Failure`` as one line,
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
-from typing import Callable, Tuple, Type
+from pathlib import Path
+from typing import Callable, List, Sequence, Tuple, Type
 
 from .process import interrupt_on_sigterm
 
@@ -33,6 +35,16 @@ def setup_logging(verbose: bool = False) -> None:
                         format='[%(name)s] %(message)s')
     for name in PROGRESS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def images(parser: argparse.ArgumentParser, given: Sequence[Path]) -> List[Path]:
+    """The images in ``given`` (files and folders); a usage error (exit 2)
+    naming a path that is missing or holds none."""
+    from triton_frcnn.files import given_images
+    try:
+        return given_images(given)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def error(prog: str, why: object) -> int:

@@ -199,7 +199,7 @@ def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
     """What ``python -m bench.gpu`` serves on a GPU host that has no mmdet:
     the repository exported here, its detector moved onto the card, warmed
     up at every batch size, and as a variant on shape buckets."""
-    from bench.placement import place_repository
+    from bench.gpu.placement import place_repository
     from export.capacity import available_cpus
     request, _ = exported
     placed = tmp_path / 'placed'
@@ -238,9 +238,9 @@ def test_a_detector_exported_here_is_placed_on_a_gpu_hosts_card(
 @pytest.fixture(scope='session')
 def demo_fp16_graph(exported, exported_demo, tmp_path_factory):
     """The folder ``bench.gpu --fp16`` reads: demo.onnx, the demo's graph
-    through the fp16 deploy config's conversion (as ``bench.gpu_pack``
+    through the fp16 deploy config's conversion (as ``bench.gpu.pack``
     makes it)."""
-    from bench.gpu_pack import halve
+    from bench.gpu.pack import halve
     request, _ = exported
     folder = tmp_path_factory.mktemp('fp16')
     halve(request.export.repository, folder, ['demo'])
@@ -254,7 +254,7 @@ def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
     """``python -m bench.gpu --device cpu``: every path ran on the same
     images; fp32 (and TF32, fp32 on a CPU) served exactly; each variant was
     served as placed; the gates and the ratios are the rows'."""
-    from bench import gpu
+    from bench.gpu import sitting as gpu
     request, _ = exported
     out = tmp_path / 'gpu'
     eager = not gpu.eager_unavailable()
@@ -338,7 +338,7 @@ def test_the_gpu_sitting_runs_on_a_cpu_and_its_report_adds_up(
 
 
 def eager_missing() -> str:
-    from bench.gpu import eager_unavailable
+    from bench.gpu.sitting import eager_unavailable
     return eager_unavailable()
 
 
@@ -346,7 +346,7 @@ def eager_missing() -> str:
 def test_the_eager_baseline_does_the_whole_job():
     """torchvision's R50-FPN as the bench runs it: decoded from the bytes,
     a hundred detections an image, boxes back on the host."""
-    from bench.gpu import eager_model
+    from bench.gpu.sitting import eager_model
     from detection.preprocess import Preprocessing
     call = eager_model(Preprocessing(scale=(320, 320)), Device(), tf32=False)
     payload = cv2.imencode('.jpg', photo_like(300, 200, 5))[1].tobytes()
@@ -359,7 +359,7 @@ def test_the_eager_baseline_does_the_whole_job():
 
 @pytest.mark.skipif(not no_cuda(), reason='this host has CUDA')
 def test_the_gpu_bench_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
-    from bench import gpu
+    from bench.gpu import sitting as gpu
     given = ['--fp16', str(tmp_path), '--ann', str(tmp_path),
              '--gate-images', str(tmp_path), '--out', str(tmp_path / 'o')]
     assert gpu.main(['-r', str(tmp_path), *given]) == 1
@@ -376,7 +376,7 @@ def test_the_gpu_bench_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
 
 def test_the_gpu_sitting_refuses_a_pack_without_fp16_graphs(
         exported, exported_demo, tmp_path, capsys):
-    from bench import gpu
+    from bench.gpu import sitting as gpu
     request, _ = exported
     assert gpu.main(['-r', str(request.export.repository), '-m', 'demo',
                      '--gate-model', 'demo', '--device', 'cpu', '--no-eager',
@@ -391,7 +391,7 @@ def test_the_gpu_sitting_refuses_a_pack_without_fp16_graphs(
 @pytest.mark.skipif(not eager_missing(), reason='torchvision loads here')
 def test_without_torchvision_the_gpu_bench_says_how_to_run(
         exported, exported_demo, demo_fp16_graph, tmp_path, capsys):
-    from bench import gpu
+    from bench.gpu import sitting as gpu
     request, _ = exported
     assert gpu.main(['-r', str(request.export.repository), '-m', 'demo',
                      '--gate-model', 'demo', '--device', 'cpu',
@@ -410,7 +410,7 @@ def test_the_node_placement_is_read_from_onnxruntimes_own_log(detector_dir):
     them after its optimisations (fewer than the graph file holds); a
     GPU's log (its lines as ONNX Runtime writes them) splits them."""
     import onnx
-    from bench.ort_placement import parse, placement
+    from bench.gpu.ort_placement import parse, placement
     nodes = len(onnx.load(str(detector_dir / 'model.onnx'),
                           load_external_data=False).graph.node)
     placed = placement(detector_dir / 'model.onnx', Device())
@@ -431,3 +431,31 @@ def test_the_node_placement_is_read_from_onnxruntimes_own_log(detector_dir):
         'providers': {'CUDAExecutionProvider': {'nodes': 900, 'ops': {'Conv': 1}},
                       'CPUExecutionProvider': {'nodes': 3, 'ops': {'Shape': 2, 'Range': 1}}},
         'memcpy': {'main_graph': 3}}
+
+
+def test_the_sitting_tar_is_cut_into_parts_that_the_script_joins(tmp_path):
+    """make gpu-pack --part-mb: one part a folder, SHA256SUMS in the last;
+    scripts/gpu-sitting.sh's join (cat of the parts, then sha256sum -c)
+    gives the tar back byte for byte."""
+    import hashlib
+    import os
+    from bench.gpu.pack import cut
+    tar = tmp_path / 'sitting.tar'
+    tar.write_bytes(os.urandom(5 * 2**20 + 123))
+    assert cut(tar, 2, tmp_path / 'parts') == 3
+    folders = sorted((tmp_path / 'parts').iterdir())
+    assert [f.name for f in folders] == ['01', '02', '03']
+    carry = tmp_path / 'carry'
+    carry.mkdir()
+    for part in sorted((tmp_path / 'parts').rglob('*')):
+        if part.is_file():
+            (carry / part.name).write_bytes(part.read_bytes())
+    (line,) = (carry / 'SHA256SUMS').read_text().splitlines()
+    assert line == f'{hashlib.sha256(tar.read_bytes()).hexdigest()}  sitting.tar'
+    script = (ROOT / 'scripts' / 'gpu-sitting.sh').read_text().splitlines()
+    start = next(i for i, l in enumerate(script) if l.startswith('for f in'))
+    end = next(i for i, l in enumerate(script) if l.startswith('sha256sum'))
+    join = subprocess.run(['bash', '-c', '\n'.join(script[start:end + 1])],
+                          cwd=carry, capture_output=True, text=True)
+    assert join.returncode == 0, join.stderr
+    assert (carry / 'sitting.tar').read_bytes() == tar.read_bytes()

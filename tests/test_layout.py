@@ -67,6 +67,68 @@ def test_floors_only_look_down():
     assert not upward, '\n'.join(upward)
 
 
+def project_graph() -> dict:
+    """Each module of the tree -> the modules of the tree it imports
+    (``from package import module`` counted as the module), wherever in the
+    file the import is."""
+    modules = {module_name(p): p for s in SOURCES for p in (ROOT / s).rglob('*.py')}
+
+    def owner(name: str):
+        found = [m for m in modules if name == m or name.startswith(m + '.')]
+        return max(found, key=len) if found else None
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == '__init__.py' else name.rsplit('.', 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ''
+                if node.level:
+                    parts = package.split('.')[:len(package.split('.'))
+                                                - node.level + 1]
+                    base = '.'.join(parts + ([base] if base else []))
+                targets = [base] + [f'{base}.{a.name}' for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            found |= {owner(t) for t in targets} - {None, name}
+        graph[name] = found
+    return graph
+
+
+def circles(graph: dict) -> list:
+    """The groups of modules that import each other, round (Tarjan)."""
+    index, low, stack, found = {}, {}, [], []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                found.append(sorted(group))
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_modules_import_each_other_round():
+    assert circles(project_graph()) == []
+    # the check can fail
+    assert circles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [
+        ['a', 'b', 'c']]
+
+
 def test_the_floor_check_sees_an_upward_import(tmp_path):
     """The check above can fail: an export module importing serve."""
     bad = ROOT / 'export' / '_upward_probe.py'

@@ -23,7 +23,6 @@ import numpy as np
 from ground import cli
 from ground.results import headed, write_report
 from triton_frcnn.client import ServerUnavailable, TritonDetector
-from triton_frcnn.files import given_images
 
 
 @dataclass
@@ -130,10 +129,7 @@ def main(argv=None) -> int:
                    help='start a server on this repository (free ports)')
     p.add_argument('--out', type=Path, default=None, help='JSON report')
     args = p.parse_args(argv)
-    try:
-        images = given_images(args.images)
-    except ValueError as exc:
-        p.error(str(exc))
+    images = cli.images(p, args.images)
     if min(args.requests, args.concurrency) < 1:
         p.error('--requests and --concurrency must be 1 or more')
     return cli.run('soak', lambda: soak_and_report(args, images),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from export.device import Device
-from export.ensemble import composing
+from export.repository import composing
 
 
 def version_of(repository: Path, model: str) -> Path:

@@ -8,7 +8,7 @@ on a GPU, a synchronisation. ONNX Runtime says which node went where only
 in its verbose session log, written by its C++ logger to stderr, so the
 session is made in a child process whose stderr is read.
 
-    python -m bench.ort_placement MODEL.onnx [--device cuda]   prints JSON
+    python -m bench.gpu.ort_placement MODEL.onnx [--device cuda]   prints JSON
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def parse(log: str) -> Dict[str, object]:
 def placement(model: Path, device: Device) -> Dict[str, object]:
     """The placement of ``model``'s nodes on ``device`` (its providers as
     the detector's session gets them, TF32 off)."""
-    run = subprocess.run([sys.executable, '-m', 'bench.ort_placement',
+    run = subprocess.run([sys.executable, '-m', 'bench.gpu.ort_placement',
                           str(model), '--device', str(device), '--session'],
                          capture_output=True, text=True, timeout=600)
     if run.returncode:
@@ -81,7 +81,7 @@ def session(model: Path, device: Device) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m bench.ort_placement',
+    p = argparse.ArgumentParser(prog='python -m bench.gpu.ort_placement',
                                 description=__doc__.splitlines()[0])
     p.add_argument('model', type=Path)
     p.add_argument('--device', type=Device.parse, default=Device())

@@ -20,7 +20,7 @@ what it measured):
 The repository is one exported on any host (a GPU host has no mmdet): the
 variants are placed on ``--device`` side by side in one copy under ``--out``
 (MODEL_fp32, MODEL_tf32, ...), graph files hard-linked, and served by one
-server. ``python -m bench.gpu_pack`` makes everything a GPU host needs;
+server. ``python -m bench.gpu.pack`` makes everything a GPU host needs;
 docs/gpu-sitting.md says how it gets there and what to run. ``--device cpu``
 runs it all on a CPU (TF32 is then fp32), which is how the suite checks it.
 Writes performance-gpu.json and .md in ``--out``.
@@ -38,7 +38,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
-from triton_frcnn.files import given_images
 
 from detection import paths
 from detection.preprocess import two_buckets
@@ -46,13 +45,13 @@ from detection.runtime import for_version
 from ground import cli
 from ground.results import headed
 from export.device import Device
-from export.ensemble import composing
+from export.repository import composing
 from export.formats import FORMATS
 
-from .gpu_report import PACKAGES, save
+from .report import PACKAGES, save
 from .ort_placement import placement as node_placement
 from .placement import missing, place_repository, version_of
-from .timing import timed
+from ..timing import timed
 
 VARIANTS = ('fp32', 'tf32', 'fp16', 'buckets')
 # the largest AP drop each variant's gate allows: its format's, as the
@@ -73,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='a trained detector\'s ensemble, for the mAP gates')
     p.add_argument('--fp16', type=Path, required=True,
                    help='a folder holding MODEL.onnx, the fp16 graph, for -m '
-                        'and --gate-model (python -m bench.gpu_pack writes it)')
+                        'and --gate-model (python -m bench.gpu.pack writes it)')
     p.add_argument('--ann', type=Path, required=True,
                    help='COCO annotations of the gate\'s images')
     p.add_argument('--gate-images', type=Path, required=True)
@@ -95,10 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='leave PyTorch eager out (it needs torchvision)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'gpu')
     args = p.parse_args(argv)
-    try:
-        args.images = given_images(args.images)
-    except ValueError as exc:
-        p.error(str(exc))
+    args.images = cli.images(p, args.images)
     if min(*args.batch, *args.concurrency, args.rounds, args.gate_limit) < 1:
         p.error('--batch, --concurrency, --rounds and --gate-limit must be 1 '
                 'or more')
@@ -241,7 +237,7 @@ def serve_variant(model: str, server, args: argparse.Namespace, reference,
     concurrency, where a request's time goes at the best one."""
     from triton_frcnn.client import TritonDetector
 
-    from .load import drive, share
+    from ..load import drive, share
     url = f'127.0.0.1:{server.grpc_port}'
     with TritonDetector(url, model, wait=120) as det:
         checked = parity(reference, det.infer_bytes, payloads, names)
@@ -340,7 +336,3 @@ def sitting(args: argparse.Namespace) -> int:
     print((args.out / 'performance-gpu.md').read_text())
     failed = [v for v, row in report['served'].items() if 'error' in row]
     return 1 if failed or 'error' in report['gates'] else 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,12 +1,12 @@
-"""python -m bench.gpu_pack: what the GPU sitting (``python -m bench.gpu``)
+"""python -m bench.gpu.pack: what the GPU sitting (``python -m bench.gpu``)
 needs, in one tar, for a GPU host that has no network, no mmdet and no onnx
 package.
 
-Made here, on a CPU, once; ``make gpu-pack`` then cuts the tar into parts
-the device tool carries one call at a time (docs/gpu-sitting.md). The tar
-holds:
+Made here, on a CPU, once; with ``--part-mb N`` it is cut into parts of N
+MiB for a way in that carries little at a time (``parts/01``, ``parts/02``,
+..., SHA256SUMS in the last; docs/gpu-sitting.md). The tar holds:
 
-    wheels/      cp312 wheels pinned in bench/gpu-wheels.txt
+    wheels/      cp312 wheels pinned in bench/gpu/wheels.txt
     repository/  r50 (seeded random weights) and demo (the trained
                  detector), fp32, exported and parity-checked against mmdet
                  here, each with its GPU placement (configs/gpu.pbtxt)
@@ -31,21 +31,27 @@ from ground.cli import Failure, run
 
 from .placement import version_of
 
-WHEELS = Path(__file__).with_name('gpu-wheels.txt')
+WHEELS = Path(__file__).with_name('wheels.txt')
 PLATFORMS = ('manylinux_2_35_x86_64', 'manylinux_2_28_x86_64',
              'manylinux_2_24_x86_64', 'manylinux_2_17_x86_64',
              'manylinux2014_x86_64')
 MODELS = ('r50', 'demo')  # the measured one, the gated one
-log = logging.getLogger('bench.gpu_pack')
+log = logging.getLogger('bench.gpu.pack')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m bench.gpu_pack',
+    p = argparse.ArgumentParser(prog='python -m bench.gpu.pack',
                                 description=__doc__.splitlines()[0])
     p.add_argument('--out', type=Path, default=paths.ROOT / '.gpu')
     p.add_argument('--gate-images', type=int, default=100,
                    help='val images for the mAP gates (default: %(default)s)')
-    return p.parse_args(argv)
+    p.add_argument('--part-mb', type=int, default=0, metavar='N',
+                   help='also cut the tar into parts of N MiB, a folder each '
+                   '(default: whole)')
+    args = p.parse_args(argv)
+    if args.part_mb < 0:
+        p.error('--part-mb must be 0 (whole) or more')
+    return args
 
 
 def download_wheels(target: Path) -> None:
@@ -99,10 +105,31 @@ def gate_set(target: Path, count: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return run('bench.gpu_pack', lambda: pack(args.out, args.gate_images))
+    return run('bench.gpu.pack', lambda: pack(args.out, args.gate_images,
+                                              args.part_mb))
 
 
-def pack(out: Path, gate_images: int) -> int:
+def cut(tar: Path, part_mb: int, folder: Path) -> int:
+    """``tar`` as parts of ``part_mb`` MiB, ``folder/01/NAME.part000``,
+    ``folder/02/NAME.part001``, ..., and SHA256SUMS of the whole in the
+    last folder: what scripts/gpu-sitting.sh joins and checks."""
+    import hashlib
+    shutil.rmtree(folder, ignore_errors=True)
+    digest = hashlib.sha256()
+    count = 0
+    with open(tar, 'rb') as whole:
+        while chunk := whole.read(part_mb * 2**20):
+            digest.update(chunk)
+            count += 1
+            part = folder / f'{count:02d}' / f'{tar.name}.part{count - 1:03d}'
+            part.parent.mkdir(parents=True)
+            part.write_bytes(chunk)
+    (folder / f'{count:02d}' / 'SHA256SUMS').write_text(
+        f'{digest.hexdigest()}  {tar.name}\n')
+    return count
+
+
+def pack(out: Path, gate_images: int, part_mb: int = 0) -> int:
     download_wheels(out / 'wheels')
     export(out / 'repository')
     halve(out / 'repository', out / 'fp16')
@@ -113,6 +140,10 @@ def pack(out: Path, gate_images: int) -> int:
     size = (out / 'sitting.tar').stat().st_size / 2**20
     log.info('%s: %.0f MiB (%s)', out / 'sitting.tar', size, json.dumps(
         sorted(p.name for p in (out / 'wheels').iterdir())))
+    if part_mb:
+        count = cut(out / 'sitting.tar', part_mb, out / 'parts')
+        log.info('%s: %d folders of one part of %d MiB each (SHA256SUMS in '
+                 'the last)', out / 'parts', count, part_mb)
     return 0
 
 
