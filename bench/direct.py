@@ -28,6 +28,8 @@ from ground.cli import run
 from ground.engine import Engine
 from ground.results import write_report
 
+from . import r50
+
 SETTLE_S = 5  # jemalloc hands freed pages back within a second
 
 
@@ -35,11 +37,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='python -m bench.direct',
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('-c', '--config', type=Path, default=paths.R50_CONFIG)
-    p.add_argument('-w', '--checkpoint', type=Path,
-                   default=paths.RANDOM_R50_CHECKPOINT)
-    p.add_argument('-r', '--repository', type=Path,
-                   default=paths.RESULTS / 'bench' / 'model_repository')
+    r50.add_arguments(p)
     p.add_argument('--sides', type=int, nargs='+', default=[2000, 3000],
                    help='square tensors sent to the detector directly')
     p.add_argument('--burst', type=int, default=8)
@@ -109,14 +107,7 @@ def on_engine(request, engine: Engine, largest, args) -> List[Dict]:
 
 def measure(args) -> int:
     from detection.preprocess import Preprocessing
-    from export.pipeline import ensure
-    from export.random_checkpoint import ensure as ensure_checkpoint
-    from export.request import Export, Request
-    ensure_checkpoint(args.config, args.checkpoint)
-    request = Request(Export(config=args.config, checkpoint=args.checkpoint,
-                             images=sorted(paths.SAMPLES.glob('*.jpg')),
-                             name='bench', repository=args.repository))
-    version = ensure(request)
+    request, version = r50.exported(args, sorted(paths.SAMPLES.glob('*.jpg')))
     meta = json.loads((version / 'metadata.json').read_text())
     largest = Preprocessing.from_dict(meta['preprocessing']).largest
     engines = [Engine()] + [e for e in [Engine.from_environment()]

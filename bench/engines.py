@@ -27,6 +27,7 @@ from ground.cli import Failure, run
 from ground.engine import Engine
 from ground.results import write_report
 
+from . import r50
 from .timing import timed
 
 NGC_ONNXRUNTIME = Path(sys.prefix) / 'ngc-runtimes'  # scripts/setup.sh
@@ -36,12 +37,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='python -m bench.engines',
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('-c', '--config', type=Path, default=paths.R50_CONFIG)
-    p.add_argument('-w', '--checkpoint', type=Path,
-                   default=paths.RANDOM_R50_CHECKPOINT)
+    r50.add_arguments(p)
     p.add_argument('--images', type=Path, nargs='+', default=[paths.SAMPLES])
-    p.add_argument('-r', '--repository', type=Path,
-                   default=paths.RESULTS / 'bench' / 'model_repository')
     p.add_argument('--rounds', type=int, default=2)
     p.add_argument('--concurrency', type=int, nargs='+', default=[1, 2, 4])
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'engines.json')
@@ -63,14 +60,7 @@ def compare(args) -> int:
         raise Failure('no native backends given: TRITON_BACKEND_DIR=DIR (make '
                       'bench BACKEND_DIR=DIR) names the engine to compare')
     from export import model as detector_model
-    from export.pipeline import ensure
-    from export.random_checkpoint import ensure as ensure_checkpoint
-    from export.request import Export, Request
-    ensure_checkpoint(args.config, args.checkpoint)
-    request = Request(Export(config=args.config, checkpoint=args.checkpoint,
-                             images=args.images, name='bench',
-                             repository=args.repository))
-    version = ensure(request)
+    request, version = r50.exported(args, args.images)
     payloads = [p.read_bytes() for p in args.images]
     rows = in_process(detector_model.load(args.config, args.checkpoint)[0],
                       version, args)
