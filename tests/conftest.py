@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from detection.runtime import for_version
-from export.ensemble import composing
+from export.repository import composing
 from ground.engine import ENVIRONMENT, NATIVE, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
