@@ -147,14 +147,15 @@ def merged(report: Dict, previous: Path) -> Dict:
 
 def knee(levels: List[Dict]) -> Dict:
     """The first level at ``KNEE`` of the best throughput, and the time a
-    request waited in a queue there, as the autoscaler's metric averages it
-    (each model's queue microseconds per request, averaged over the pod's
-    models: deploy/k8s/monitoring/prometheus-adapter-rules.yaml)."""
+    request waited in the detector's queue there, as the autoscaler's
+    metric reads it (the detectors' queue microseconds per request:
+    deploy/k8s/monitoring/prometheus-adapter-rules.yaml)."""
     best = max(row['throughput'] for row in levels)
     row = next(r for r in levels if r['throughput'] >= KNEE * best)
-    queue_ms = [m['queue_ms'] for m in row['models'].values()]
+    (queue_ms,) = [m['queue_ms'] for name, m in row['models'].items()
+                   if name.endswith('_detector')]
     return {'concurrency': row['concurrency'],
-            'queue_us_per_request': round(1000 * sum(queue_ms) / len(queue_ms))}
+            'queue_us_per_request': round(1000 * queue_ms)}
 
 
 def median(rows: List[Dict]) -> Dict:
@@ -205,8 +206,7 @@ def markdown(report: Dict) -> str:
             lines += ['', f'Knee ({KNEE:.0%} of the best): c='
                       f'{entry["knee"]["concurrency"]}, '
                       f'{entry["knee"]["queue_us_per_request"]} us queued per '
-                      'request (the mean over the models): the autoscaler\'s '
-                      'target.']
+                      'request at the detector: the autoscaler\'s target.']
         lines.append('')
     return '\n'.join(lines)
 
