@@ -2,7 +2,7 @@
 batcher's delay, each measured with perf_analyzer on the detector.
 
 Each variant rewrites the detector's config.pbtxt in the bench's scratch
-repository and restarts the server; the config ``make export`` writes is
+repository and restarts the server; the config as ``make export`` wrote it is
 measured the same way, so the rows compare. The original config is put back
 whatever happens.
 """
@@ -17,11 +17,11 @@ from tools.stack import served
 
 from . import perf_analyzer
 
-VARIANTS = {
-    'as exported: 1 instance, all cores, 2 ms delay':
-        dict(instances=1, threads=0, delay_us=2000),
-    '2 instances x 1 thread': dict(instances=2, threads=1, delay_us=2000),
-    'no batching delay': dict(instances=1, threads=0, delay_us=0),
+VARIANTS = {  # None: the config as the export wrote it
+    'as exported: 1 instance, all cores, no batching of requests': None,
+    '2 instances x 1 thread': dict(instances=2, threads=1, delay_us=0),
+    'batching requests with a 2 ms delay': dict(instances=1, threads=0,
+                                                delay_us=2000),
 }
 THREADS = 'intra_op_thread_count'  # the onnxruntime backend's parameter
 
@@ -31,6 +31,8 @@ def configure(config_path: Path, instances: int, threads: int,
     config = triton_config.parse(config_path.read_text())
     config.instance_group[0].count = instances
     config.dynamic_batching.max_queue_delay_microseconds = delay_us
+    if delay_us:  # the export's CPU config takes one request an execution
+        del config.dynamic_batching.preferred_batch_size[:]
     if threads:
         config.parameters[THREADS].string_value = str(threads)
     elif THREADS in config.parameters:
@@ -45,7 +47,9 @@ def measure(repository: Path, detector: str, sample: Prepared,
     rows: Dict[str, Dict] = {}
     try:
         for label, settings in VARIANTS.items():
-            configure(config_path, **settings)
+            config_path.write_text(original)
+            if settings is not None:
+                configure(config_path, **settings)
             with served(repository) as stack:
                 rows.update(perf_analyzer.run(
                     stack.grpc_url, detector, sample, concurrency, work,
