@@ -12,7 +12,12 @@ pin="-c requirements.txt"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 
-step() { printf '[setup] %s\n' "$*"; }
+# each step's line, and when the next begins, how long the last one took
+STEP=; STEP_START=$SECONDS
+step_end() {
+  [ -z "$STEP" ] || printf '[setup] %s: %d s\n' "$STEP" $((SECONDS - STEP_START))
+}
+step() { step_end; STEP=$1; STEP_START=$SECONDS; printf '[setup] %s\n' "$1"; }
 step "pip, setuptools (<81: mmcv's setup.py needs pkg_resources)"
 pip install $pin pip setuptools wheel
 step "torch (CPU build)"
@@ -99,4 +104,5 @@ else
 fi
 step "the client (./client) and this project, editable, without dependencies"
 pip install --no-deps --no-build-isolation -e ./client -e .
-step "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"
+step_end
+printf '[setup] done in %d s: %s\n' "$SECONDS" "$("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmdeploy, onnxruntime; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmdeploy", mmdeploy.__version__, "onnxruntime", onnxruntime.__version__)')"
