@@ -25,8 +25,10 @@ pip install $pin torch
 step "mmengine and mmcv's build tools"
 pip install $pin mmengine ninja psutil numpy
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
-  step "mmcv with compiled ops (first time: about 6 minutes on 2 cores)"
-  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \
+  # -g0: no debug info for mmcv's op sources, each of which includes torch's headers
+  # (the same -O3 code, in about half the time: docs/results/demo-fresh.log)
+  step "mmcv with compiled ops (the longest step)"
+  CFLAGS="${CFLAGS:-} -g0" MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \
     pip install --no-build-isolation $pin mmcv
 fi
 # Installed without their declared dependencies, which the lock already holds:
