@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.setup-done
+TOOLS_STAMP := .venv/.tools-done
 
 CONFIG ?= configs/mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py
 CHECKPOINT ?= checkpoints/faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth
@@ -38,12 +39,17 @@ endif
 REPLICAS ?= 2
 PART_MB ?= 35  # make gpu-pack's parts (0: the tar whole)
 
-.PHONY: setup checkpoint export serve detect demo test test-fast test-native eval data train-demo soak bench load cluster scaling gpu-pack clean
+.PHONY: setup tools checkpoint export serve detect demo test test-fast test-native eval data train-demo soak bench load cluster scaling gpu-pack clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml \
-  serve/backends/ngc-runtimes.txt deploy/server-requirements.txt deploy/openvino-plugins.xml
+  serve/backends/ngc-runtimes.txt deploy/openvino-plugins.xml
 	bash scripts/setup.sh
+	touch $@
+
+tools: $(TOOLS_STAMP)  ## setup, and what only the tests and benchmarks need: perf_analyzer, nginx, Python 3.10
+$(TOOLS_STAMP): $(STAMP) deploy/server-requirements.txt
+	bash scripts/setup.sh tools
 	touch $@
 
 checkpoint: setup  ## download the COCO Faster R-CNN weights and verify their hash
@@ -90,29 +96,29 @@ soak: demo  ## 2,000 checked requests at concurrency 16 on the demo detector `ma
 	$(PY) -m tools.soak --start $(REPOSITORY) -m $(MODEL) --requests 2000 \
 	  --concurrency 16 --out $(RESULTS)/soak.json $(DATA)/val/val_0000[0-7].jpg
 
-bench: setup  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run; with BACKEND_DIR, the engines side by side too
+bench: tools  ## PyTorch vs ONNX Runtime vs Triton, fp32 and int8, perf_analyzer, one run; with BACKEND_DIR, the engines side by side too
 	$(PY) -m bench --out $(RESULTS)/bench
 	$(if $(BACKEND_DIR),$(PY) -m bench.engines --out $(RESULTS)/bench/engines.json)
 
-load: setup  ## clients 1..64 on the demo detector and the R50-FPN: throughput, p50/p95/p99, busy
+load: tools  ## clients 1..64 on the demo detector and the R50-FPN: throughput, p50/p95/p99, busy
 	$(PY) -m bench.sweep --out $(RESULTS)/load $(LOAD_ARGS)
 
-cluster: setup  ## a deployment's layout on this machine: S3 store, REPLICAS replicas (a core each), nginx; Ctrl-C stops
+cluster: tools  ## a deployment's layout on this machine: S3 store, REPLICAS replicas (a core each), nginx; Ctrl-C stops
 	$(PY) -m tools.cluster --replicas $(REPLICAS) -m $(MODEL)
 
-scaling: setup  ## throughput of 2 replicas vs 1 (a core each) through nginx, one run
+scaling: tools  ## throughput of 2 replicas vs 1 (a core each) through nginx, one run
 	$(PY) -m bench.scaling --out $(RESULTS)/scaling
 
 gpu-pack: setup  ## what a GPU host with no network needs for the GPU sitting: .gpu/sitting.tar, cut into PART_MB parts (docs/gpu-sitting.md)
 	$(PY) -m bench.gpu.pack --out .gpu --part-mb $(PART_MB)
 
-test: setup  ## the whole test suite, as CI runs it (starts its own server on free ports)
+test: tools  ## the whole test suite, as CI runs it (starts its own server on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup  ## the suite without its slow tier (under 5 minutes on 2 cores)
+test-fast: tools  ## the suite without its slow tier (under 5 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-native: setup  ## the native tier on NVIDIA's backends in BACKEND_DIR (NGC's own, or built from their source)
+test-native: tools  ## the native tier on NVIDIA's backends in BACKEND_DIR (NGC's own, or built from their source)
 	$(if $(BACKEND_DIR),,$(error test-native: give BACKEND_DIR=DIR, a backend directory such as a copy of NGC's /opt/tritonserver/backends))
 	$(PY) -m pytest -m native $(PYTEST_ARGS)
 
