@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-import psutil
 
 from detection import paths
 from ground.cli import run
 from ground.engine import Engine
+from ground.process import resident_mib
 from ground.results import write_report
 
 from . import r50
@@ -53,11 +53,6 @@ def main(argv=None) -> int:
     return run('bench.direct', lambda: measure(args))
 
 
-def resident_mib(process: psutil.Process) -> float:
-    return round(sum(p.memory_info().rss for p in
-                     [process, *process.children(True)]) / 2**20, 1)
-
-
 def detector_call(client, name: str, side_h: int, side_w: int):
     import tritonclient.grpc as grpcclient
     inputs = [grpcclient.InferInput('input', [1, 3, side_h, side_w], 'FP32'),
@@ -73,7 +68,7 @@ def on_engine(request, engine: Engine, largest, args) -> List[Dict]:
     from tools.stack import served
     rows: List[Dict] = []
     with served(request.export.repository, engine=engine) as stack:
-        server = psutil.Process(stack.server.process.pid)
+        server = stack.server.process.pid
         client = grpcclient.InferenceServerClient(stack.grpc_url)
         name = request.detector_name
 

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 from tqdm import tqdm
 
@@ -28,6 +28,7 @@ from ground.engine import Engine
 from ground.results import write_report
 
 from . import r50
+from .report import paths_table
 from .timing import timed
 
 NGC_ONNXRUNTIME = Path(sys.prefix) / 'ngc-runtimes'  # scripts/setup.sh
@@ -63,7 +64,7 @@ def compare(args) -> int:
     request, version = r50.exported(args, args.images)
     payloads = [p.read_bytes() for p in args.images]
     rows = in_process(detector_model.load(args.config, args.checkpoint)[0],
-                      version, args)
+                      version, payloads, args)
     for label, engine, threads in (('stand-in', Engine(), 0),
                                    ('native', native, 0),
                                    ('native, 1 intra-op thread', native, 1)):
@@ -76,11 +77,11 @@ def compare(args) -> int:
     return 0
 
 
-def in_process(model, version: Path, args) -> Dict[str, Dict]:
+def in_process(model, version: Path, payloads: List[bytes],
+               args) -> Dict[str, Dict]:
     """PyTorch and the project's ONNX Runtime here, NGC's in a child."""
     from detection.runtime import for_version
     from export.parity import mmdet_detections
-    payloads = [p.read_bytes() for p in args.images]
     by_payload = dict(zip(payloads, args.images))
     calls = {'pytorch': lambda b: mmdet_detections(model, by_payload[b]),
              'onnxruntime (project)': for_version(version)}
@@ -122,26 +123,18 @@ def served(request, engine: Engine, threads: int, payloads, args,
     exported)."""
     from tools.stack import served as serving
 
-    from .serving_variants import THREADS
+    from .serving_variants import configured
     config = request.export.repository / request.detector_name / 'config.pbtxt'
-    original = config.read_text()
     rows = {}
-    try:
-        if threads:
-            from export import triton_config
-            edited = triton_config.parse(original)
-            edited.parameters[THREADS].string_value = str(threads)
-            config.write_text(triton_config.to_text(edited))
-        with serving(request.export.repository, engine=engine) as stack, \
-                stack.detector(request.served_name) as det, tqdm(
-                    total=len(payloads) * args.rounds * len(args.concurrency),
-                    unit='img', desc=label, file=sys.stderr) as bar:
-            for c in args.concurrency:
-                rows[f'triton {label} c={c}'] = {
-                    **timed(det.infer_bytes, payloads, args.rounds, c, bar),
-                    'engine': label, 'concurrency': c}
-    finally:
-        config.write_text(original)
+    with configured(config, **({'threads': threads} if threads else {})), \
+            serving(request.export.repository, engine=engine) as stack, \
+            stack.detector(request.served_name) as det, tqdm(
+                total=len(payloads) * args.rounds * len(args.concurrency),
+                unit='img', desc=label, file=sys.stderr) as bar:
+        for c in args.concurrency:
+            rows[f'triton {label} c={c}'] = {
+                **timed(det.infer_bytes, payloads, args.rounds, c, bar),
+                'engine': label, 'concurrency': c}
     return rows
 
 
@@ -181,9 +174,7 @@ def render(report: Dict) -> str:
     head = report['provenance']
     lines = [f"# Engines side by side ({head['date'][:10]}, "
              f"{head['machine']['cpus']} CPUs, {report['model']})", '',
-             '| path | p50 ms | p95 ms | images/s |', '| --- | --- | --- | --- |']
-    lines += [f"| {name} | {r['p50_ms']} | {r['p95_ms']} | "
-              f"{r['throughput_ips']} |" for name, r in report['paths'].items()]
+             *paths_table(report['paths'])]
     lines += ['', '| ratio | value |', '| --- | --- |']
     lines += [f'| {name} | {value}x |' for name, value in report['ratios'].items()]
     native = report['engines']['native']

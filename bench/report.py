@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List
 
 from ground.results import write_report
 
 
+def paths_table(paths: Dict[str, Dict]) -> List[str]:
+    """Each timed path's latency and throughput, a markdown table's lines
+    (bench.md's, and engines.md's)."""
+    return ['| path | p50 ms | p95 ms | images/s |', '| --- | --- | --- | --- |',
+            *(f'| {name} | {row["p50_ms"]} | {row["p95_ms"]} | '
+              f'{row["throughput_ips"]} |' for name, row in paths.items())]
+
+
 def markdown(report: dict) -> str:
-    lines = ['| path | p50 ms | p95 ms | images/s |', '| --- | --- | --- | --- |']
-    for name, row in report['paths'].items():
-        lines.append(f'| {name} | {row["p50_ms"]} | {row["p95_ms"]} | '
-                     f'{row["throughput_ips"]} |')
+    lines = paths_table(report['paths'])
     r = report['ratios']
     peak = report['machine_peak_gflops']
     lines += [

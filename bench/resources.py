@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+import numpy as np
+
 from detection import paths
 from ground.cli import run
 from ground.results import write_report
@@ -143,8 +145,8 @@ def measure(args: argparse.Namespace) -> Dict:
         'peak_pss_mib': round(max(s['pss_mib'] for s in busy)),
         'largest_request': {**largest, 'peak_rss_mib': round(largest_rss)},
         'cpu_cores_used': round(cpu_cores, 2),
-        'probe_ms': {probe: {'p99': round(percentile(
-                                 [s[f'{probe}_ms'] for s in busy], 99), 1),
+        'probe_ms': {probe: {'p99': round(float(np.percentile(
+                                 [s[f'{probe}_ms'] for s in busy], 99)), 1),
                              'max': round(max(s[f'{probe}_ms'] for s in busy), 1)}
                      for probe in Sampler.probes},
         'recommended': recommended(max(peak_rss, largest_rss), capacity['cpus']),
@@ -157,7 +159,6 @@ def largest_request(stack, model: str) -> Dict:
     resized to the largest canvas: the most one request can make the
     detector hold, which a pod must survive."""
     import cv2
-    import numpy as np
     import tritonclient.grpc as grpcclient
     client = grpcclient.InferenceServerClient(stack.grpc_url)
     batch = client.get_model_config(model).config.max_batch_size
@@ -171,11 +172,6 @@ def largest_request(stack, model: str) -> Dict:
     return {'images': batch, 'size': '1333x800',
             'seconds': round(time.perf_counter() - start, 1),
             'answered': int(answer.as_numpy('NUM_DETECTIONS').shape[0])}
-
-
-def percentile(values: List[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
 def probe_timeout(samples: List[Dict[str, float]]) -> int:

@@ -135,7 +135,7 @@ FORMATS = {f.name: f for f in (
 
 def table() -> str:
     """The formats as a markdown table (``python -m export --help`` ends
-    with it; the README shows it)."""
+    with it; docs/export.md shows it)."""
     rows = ['| format | served as | Triton | file | precision | needs | '
             '--canvas | GPU placement | deploy config |', '| --- ' * 9 + '|']
     for f in FORMATS.values():

@@ -158,15 +158,21 @@ class S3Store:
         added = [k for k in self._upload(staged, data, on_error=existing)
                  if k not in existing]
         written = added + self._upload(staged, configs)
-        models = {p.relative_to(staged).parts[0] for p in configs}
-        for stale in (self.url.key(path) for model in sorted(models)
-                      for path in repository.stale_placements(
-                          model, {p.stem for p in configs
-                                  if p.parent.name == repository.NAMED_CONFIGS
-                                  and p.parent.parent.name == model})):
-            if stale in existing:  # another format's, pinned to old versions
-                self.s3.delete_object(Bucket=self.url.bucket, Key=stale)
+        self._remove_stale_placements(staged, configs, existing)
         return written
+
+    def _remove_stale_placements(self, staged: Path, configs: Sequence[Path],
+                                 existing: set) -> None:
+        """The export's placements a staged model no longer has, deleted
+        where an earlier publish (another format's) left them pinned to
+        versions the new config no longer lists."""
+        for model in sorted({p.relative_to(staged).parts[0] for p in configs}):
+            placed = {p.stem for p in configs
+                      if p.parent == staged / model / repository.NAMED_CONFIGS}
+            for path in repository.stale_placements(model, placed):
+                key = self.url.key(path)
+                if key in existing:
+                    self.s3.delete_object(Bucket=self.url.bucket, Key=key)
 
     def _upload(self, staged: Path, paths: Sequence[Path],
                 on_error: Optional[set] = None) -> List[str]:

@@ -1,5 +1,6 @@
 """A child process's life: the ports it binds, stopping it and everything it
-started, SIGTERM as Ctrl-C, and waiting until something it serves is ready."""
+started, SIGTERM as Ctrl-C, waiting until something it serves is ready, and
+the memory it and its descendants hold."""
 from __future__ import annotations
 
 import os
@@ -33,6 +34,15 @@ def wait_until(ready: Callable[[], bool], timeout: float,
             return True
         time.sleep(POLL_S)
     return False
+
+
+def resident_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (a server with
+    its Python stubs), in MiB to a tenth."""
+    import psutil
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    return round(sum(p.memory_info().rss for p in procs) / 2**20, 1)
 
 
 def stop_group(process: Optional[subprocess.Popen],

@@ -47,7 +47,8 @@ RESTRICTED = ('model-repository', 'shared-memory', 'trace', 'logging')
 # returning freed pages within a second, the memory of a large request goes
 # back to the system after it (docs/direct-requests.md); the server image
 # sets the same (deploy/Dockerfile)
-JEMALLOC = Path(os.environ.get("FRCNN_JEMALLOC", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"))
+JEMALLOC = Path(os.environ.get('FRCNN_JEMALLOC',
+                               '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'))
 MALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0'
 START_ATTEMPTS = 2  # a crash during start-up gets one more start
 CPU_HOST_NOISE = 'CudaDriverHelper has not been initialized'  # every start

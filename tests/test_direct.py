@@ -8,14 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import tritonclient.grpc as grpcclient
 from triton_frcnn.client import TritonDetector
 from triton_frcnn.client.retry import Retry
 
 from ground.engine import NATIVE
-from ground.process import wait_until
+from ground.process import resident_mib, wait_until
 
 from .conftest import ENGINE, SAMPLES
 
@@ -34,17 +33,11 @@ def margin(executed_mib: float) -> float:
     return MARGIN_MIB + (0 if ENGINE.name == NATIVE else 2 * executed_mib)
 
 
-def resident_mib(server) -> float:
-    """The server's resident memory with its Python stubs'."""
-    root = psutil.Process(server.process.pid)
-    return sum(p.memory_info().rss for p in [root, *root.children(True)]) / 2**20
-
-
 def settled_mib(server, before: float, allowed: float) -> float:
     """The server's growth over ``before`` once it is within ``allowed``,
     or after 15 s."""
-    wait_until(lambda: resident_mib(server) - before <= allowed, 15)
-    return resident_mib(server) - before
+    wait_until(lambda: resident_mib(server.process.pid) - before <= allowed, 15)
+    return resident_mib(server.process.pid) - before
 
 
 def detector_request(client, height: int, width: int, batch: int = 1):
@@ -67,7 +60,7 @@ def test_a_huge_tensor_sent_to_the_detector_costs_a_canvas_and_is_given_back(
     with stack.detector() as det:
         before_detections = det(SAMPLES[0])
         detector_request(client, 256, 416)
-        before = resident_mib(server)
+        before = resident_mib(server.process.pid)
         answer = detector_request(client, HUGE, HUGE)
         assert answer.as_numpy('dets').shape == (1, 100, 5)
         assert answer.as_numpy('labels').shape == (1, 100)
@@ -87,7 +80,7 @@ def test_a_burst_of_huge_direct_requests_loses_no_photo_in_flight(
     client = grpcclient.InferenceServerClient(grpc_url)
     with stack.detector() as det:
         reference = det(SAMPLES[0])
-        before = resident_mib(server)
+        before = resident_mib(server.process.pid)
 
         def direct(_):
             try:

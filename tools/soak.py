@@ -21,6 +21,7 @@ from typing import Callable, Iterator, List, Optional
 import numpy as np
 
 from ground import cli
+from ground.process import resident_mib
 from ground.results import headed, write_report
 from triton_frcnn.client import ServerUnavailable, TritonDetector
 
@@ -44,14 +45,6 @@ def same(a, b) -> bool:
     return (len(a) == len(b) and np.array_equal(a.labels, b.labels)
             and np.allclose(a.boxes, b.boxes, atol=1e-3)
             and np.allclose(a.scores, b.scores, atol=1e-5))
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants."""
-    import psutil
-    root = psutil.Process(pid)
-    procs = [root, *root.children(recursive=True)]
-    return round(sum(p.memory_info().rss for p in procs) / 2**20, 1)
 
 
 def soak(detector: TritonDetector, images: List[Path], requests: int,
@@ -161,10 +154,10 @@ def measure(args: argparse.Namespace, images: List[Path]) -> SoakReport:
     from .stack import served
     with served(args.start) as stack, stack.detector(args.model) as detector:
         pid = stack.server.process.pid
-        before = rss_mb(pid)
-        report = run(detector, images, args, memory=lambda: rss_mb(pid))
+        before = resident_mib(pid)
+        report = run(detector, images, args, memory=lambda: resident_mib(pid))
         report.server_rss_mb_before = before
-        report.server_rss_mb_after = rss_mb(pid)
+        report.server_rss_mb_after = resident_mib(pid)
         report.server_ready_after = stack.server.is_ready()
     return report
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence
 
 from export.pipeline import ensure
-from ground.engine import Engine
 from export.request import Request
+from ground.engine import Engine
 from serve.server import TritonServer
 from triton_frcnn.client import TritonDetector
 
