@@ -36,3 +36,48 @@ def test_every_result_file_says_when_where_and_with_what():
         assert re.match(r'\d{4}-\d\d-\d\dT', head['date']), path.name
         assert head['machine']['cpus'] >= 1 and head['machine']['cpu'], path.name
         assert head['versions']['python'] and head['versions']['onnxruntime'], path.name
+
+
+# a figure as the docs quote one: a ratio, a throughput, a time, memory, AP
+FIGURE = re.compile(r'(?<![\w.])(\d[\d,]*\.(\d+))'
+                    r'(x\b| images/s| img/s| ms\b| s\b| MiB\b| AP\b)')
+
+
+def measured() -> set:
+    """Every number in docs/results: the JSON files' values (and numbers in
+    their strings), and the numbers in the .md and .log files."""
+    numbers = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers.add(float(value))
+        elif isinstance(value, str):
+            numbers.update(float(n) for n in re.findall(r'\d+\.\d+', value))
+    for path in RESULTS.glob('*.json'):
+        walk(json.loads(path.read_text()))
+    for path in [*RESULTS.glob('*.md'), *RESULTS.glob('*.log')]:
+        numbers.update(float(n.replace(',', '')) for n in
+                       re.findall(r'\d[\d,]*\.\d+', path.read_text()))
+    return numbers
+
+
+def test_every_figure_the_docs_quote_is_in_a_result_file():
+    """As written or rounded to the decimals the page gives: a figure from
+    an older run (or typed by hand) is one no result file holds."""
+    numbers = measured()
+    quoted, unbacked = 0, []
+    for page in [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]:
+        for number, lineno in ((m, i) for i, line in
+                               enumerate(page.read_text().splitlines(), 1)
+                               for m in FIGURE.finditer(line)):
+            quoted += 1
+            value, decimals = float(number[1].replace(',', '')), len(number[2])
+            if not any(round(n, decimals) == value for n in numbers):
+                unbacked.append(f'{page.relative_to(ROOT)}:{lineno}: {number[0]}')
+    assert quoted >= 50
+    assert not unbacked, unbacked
