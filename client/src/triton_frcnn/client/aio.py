@@ -10,13 +10,12 @@ wire contract and retry policy as the threaded ``TritonDetector``.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Iterable, List, Optional
 
 from ..wire import Detections
 from .images import ImageLike, encode
-from .protocol import (POLL_S, ModelSpec, Tls, first_line, library, readiness,
-                       unready)
+from .protocol import (POLL_S, ModelSpec, ReadyWait, Tls, first_line, library,
+                       readiness)
 from .retry import Retry
 
 
@@ -67,10 +66,7 @@ class AsyncTritonDetector:
                     client_timeout=self.timeout)
                 return self.spec.detections(result)
             except Exception as exc:  # tritonclient raises several types
-                delay = self.retry.next_delay(attempt, exc)
-                if delay < 0:
-                    raise self.retry.final(exc, attempt) from None
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.retry.delay(attempt, exc))
                 attempt += 1
 
     async def __call__(self, image: ImageLike) -> Detections:
@@ -99,18 +95,17 @@ class AsyncTritonDetector:
 
 async def _wait_until_ready(client, url: str, model: str, version: str,
                             wait: float) -> None:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            last = None
-            for method, args, message in readiness(model, version):
-                if not await getattr(client, method)(*args):
-                    last = message
-                    break
-            if last is None:
-                return
-        except Exception as exc:  # tritonclient and sockets raise several
-            last = first_line(exc)
-        if time.monotonic() >= deadline:
-            raise unready(url, 'grpc.aio', last, wait)
+    waiting = ReadyWait(url, 'grpc.aio', wait)
+    while waiting.again(await _unready(client, model, version)):
         await asyncio.sleep(POLL_S)
+
+
+async def _unready(client, model: str, version: str) -> Optional[str]:
+    """The first readiness check that fails, or None."""
+    try:
+        for method, args, message in readiness(model, version):
+            if not await getattr(client, method)(*args):
+                return message
+        return None
+    except Exception as exc:  # tritonclient and sockets raise several
+        return first_line(exc)

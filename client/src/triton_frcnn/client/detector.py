@@ -17,7 +17,8 @@ from typing import Mapping, Optional, Union
 from ..wire import Detections
 from .images import ImageLike, encode
 from .output import save_drawing
-from .protocol import (DEFAULT_URLS, POLL_S, ModelSpec, ServerUnavailable, Tls,
+from .protocol import (DEFAULT_URLS, POLL_S, ModelSpec, ReadyWait,
+                       ServerUnavailable, Tls,
                        first_line, library, readiness, request_headers,
                        unready)
 from .retry import Retry
@@ -85,20 +86,19 @@ class TritonDetector:
 
     def wait_until_ready(self, model: str, version: str, wait: float) -> None:
         """Poll until the server and the model say ready, or ``wait`` ends."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                last = next((message for method, args, message
-                             in readiness(model, version)
-                             if not getattr(self.client, method)(
-                                 *args, headers=self.headers)), None)
-                if last is None:
-                    return
-            except Exception as exc:  # tritonclient and sockets raise several
-                last = first_line(exc)
-            if time.monotonic() >= deadline:
-                raise unready(self.url, self.protocol, last, wait)
+        waiting = ReadyWait(self.url, self.protocol, wait)
+        while waiting.again(self._unready(model, version)):
             time.sleep(POLL_S)
+
+    def _unready(self, model: str, version: str) -> Optional[str]:
+        """The first readiness check that fails, or None."""
+        try:
+            return next((message for method, args, message
+                         in readiness(model, version)
+                         if not getattr(self.client, method)(
+                             *args, headers=self.headers)), None)
+        except Exception as exc:  # tritonclient and sockets raise several
+            return first_line(exc)
 
     def infer_bytes(self, data: bytes) -> Detections:
         """One encoded image in, its detections (all the server returns);
@@ -108,10 +108,7 @@ class TritonDetector:
             try:
                 return self._infer_once(data)
             except Exception as exc:  # tritonclient raises several types
-                delay = self.retry.next_delay(attempt, exc)
-                if delay < 0:
-                    raise self.retry.final(exc, attempt) from None
-                time.sleep(delay)
+                time.sleep(self.retry.delay(attempt, exc))
                 attempt += 1
 
     def _infer_once(self, data: bytes) -> Detections:

@@ -10,6 +10,7 @@ so an install with one of them works for that one.
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Dict, List, Optional
@@ -93,9 +94,8 @@ def library(protocol: str) -> ModuleType:
             f"pip install 'triton-frcnn-client[{EXTRAS[protocol]}]'") from None
 
 
-# how often a client asks again while it waits for readiness: the client
-# installs alone, without the project's ground.process.wait_until, so its
-# two waits (detector.py, aio.py: one blocking, one awaiting) keep this copy
+# how often a client asks again while it waits for readiness (the client
+# installs alone, without the project's ground.process.wait_until)
 POLL_S = 0.25
 
 
@@ -114,6 +114,25 @@ def unready(url: str, protocol: str, last: str,
     after = f' after {wait:.0f} s' if wait is not None else ''
     return ServerUnavailable(f'cannot use Triton at {url} ({protocol}): '
                              f'{last}{after}')
+
+
+class ReadyWait:
+    """The wait for readiness without its I/O: the blocking and the asyncio
+    client each make the checks and the sleeps, this keeps the deadline and
+    the reason to give when it passes."""
+
+    def __init__(self, url: str, protocol: str, wait: float):
+        self.url, self.protocol, self.wait = url, protocol, wait
+        self.deadline = time.monotonic() + wait
+
+    def again(self, why: Optional[str]) -> bool:
+        """Whether to check again after ``POLL_S``, given the first check
+        that failed (None: all passed); past the deadline, ``unready``."""
+        if why is None:
+            return False
+        if time.monotonic() >= self.deadline:
+            raise unready(self.url, self.protocol, why, self.wait)
+        return True
 
 
 def first_line(exc: BaseException) -> str:

@@ -65,24 +65,25 @@ class Retry:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                   compare=False)
 
-    def next_delay(self, attempt: int, exc: BaseException) -> float:
-        """The wait before another try, or -1 when ``exc`` ends the request
-        (not transient, or no retries left); counts what it sees."""
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        """The wait before another try after ``exc`` failed try ``attempt``
+        (from 0); counts what it sees. Where ``exc`` ends the request (not
+        transient, or no retries left) it is raised instead: a refusal for
+        load as ``ServerBusy``, saying so plainly, anything else as it came.
+        The blocking and the asyncio client share this; each sleeps its
+        own way."""
         with self._lock:
             self.busy += is_busy(exc)
-            if attempt >= self.retries or not is_transient(exc):
-                return -1.0
-            self.retried += 1
+            ends = attempt >= self.retries or not is_transient(exc)
+            self.retried += not ends
+        if ends and is_busy(exc):
+            raise ServerBusy(f'server busy: refused for load after {attempt} '
+                             f'retries ({str(exc).strip().splitlines()[0]})'
+                             ) from None
+        if ends:
+            raise exc from None
         bound = min(self.max_delay, self.backoff * 2 ** attempt)
         return random.uniform(bound / 2, bound)
-
-    def final(self, exc: BaseException, attempt: int) -> BaseException:
-        """What to raise when ``exc`` ends a request: a refusal for load
-        says so plainly; anything else as it came."""
-        if not is_busy(exc):
-            return exc
-        return ServerBusy(f'server busy: refused for load after {attempt} '
-                          f'retries ({str(exc).strip().splitlines()[0]})')
 
     def summary(self) -> str:
         return (f'{self.retried} retries; {self.busy} "server busy" refusals'
