@@ -27,26 +27,22 @@ from tqdm import tqdm
 from detection import paths
 from export.formats import FORMATS, Format
 from ground import cli
-from ground.cli import run
 
+from . import timing
 from .timing import timed
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog='python -m bench', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench', __doc__)
     p.add_argument('-c', '--config', type=Path,
                    default=paths.R50_CONFIG)
     p.add_argument('-w', '--checkpoint', type=Path,
                    default=paths.RANDOM_R50_CHECKPOINT)
-    p.add_argument('--images', type=Path, nargs='+',
-                   default=[paths.SAMPLES])
     p.add_argument('-m', '--name', default='bench')
     p.add_argument('-r', '--repository', type=Path,
                    help='the bench\'s own repository (default: '
                    '<out>/model_repository): its int8 model is not gated')
-    p.add_argument('--rounds', type=int, default=2)
-    p.add_argument('--concurrency', type=int, nargs='+', default=[1, 2, 4, 8])
+    timing.add_arguments(p, rounds=2, concurrency=[1, 2, 4, 8])
     p.add_argument('--other-concurrency', type=int, nargs='+', default=[1, 2],
                    help='Triton concurrency for the int8 and openvino models')
     p.add_argument('--perf-concurrency', type=int, nargs='+', default=[1, 2],
@@ -56,11 +52,8 @@ def parse_args(argv=None):
                    'and batching-delay variants of the fp32 detector')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'bench')
     args = p.parse_args(argv)
-    args.images = cli.images(p, args.images)
-    if min(args.rounds, *args.concurrency, *args.other_concurrency,
-           *args.perf_concurrency, *args.variant_concurrency) < 1:
-        p.error('--rounds and the concurrency levels must be 1 or more')
-    return args
+    return timing.checked(p, args, *args.other_concurrency,
+                          *args.perf_concurrency, *args.variant_concurrency)
 
 
 BENCHED = {f.bench: f for f in FORMATS.values() if f.bench}  # by row format
@@ -70,11 +63,6 @@ BASELINE = 'fp32'  # what the other formats are compared with
 def in_process_label(fmt: Format) -> str:
     """``onnxruntime``, ``onnxruntime int8``, ``openvino``."""
     return fmt.backend + ('' if fmt.precision == 'fp32' else f' {fmt.precision}')
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('bench', lambda: bench(args))
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -285,6 +273,9 @@ def ratios(rows: Dict[str, Dict]) -> Dict[str, float]:
                                                p50('in process', 'fp32')),
     }
     return {name: round(a / b, 3) for name, (a, b) in pairs.items()}
+
+
+main = cli.entry('bench', parse_args, bench)
 
 
 if __name__ == '__main__':

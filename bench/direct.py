@@ -12,7 +12,6 @@ Writes direct.json and direct.md.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,10 +22,10 @@ from typing import Dict, List
 import numpy as np
 
 from detection import paths
-from ground.cli import run
+from ground import cli
 from ground.engine import Engine
 from ground.process import resident_mib
-from ground.results import write_report
+from ground.results import title, write_report
 
 from . import r50
 
@@ -34,23 +33,15 @@ SETTLE_S = 5  # jemalloc hands freed pages back within a second
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog='python -m bench.direct',
-                                description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.direct', __doc__)
     r50.add_arguments(p)
     p.add_argument('--sides', type=int, nargs='+', default=[2000, 3000],
                    help='square tensors sent to the detector directly')
     p.add_argument('--burst', type=int, default=8)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'direct.json')
     args = p.parse_args(argv)
-    if min(args.burst, *args.sides) < 1:
-        p.error('--sides and --burst must be 1 or more')
+    cli.at_least(p, 1, '--sides and --burst', args.burst, *args.sides)
     return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('bench.direct', lambda: measure(args))
 
 
 def detector_call(client, name: str, side_h: int, side_w: int):
@@ -118,15 +109,16 @@ def measure(args) -> int:
 
 
 def render(report: Dict) -> str:
-    head = report['provenance']
-    lines = [f"# A direct caller's cost ({head['date'][:10]}, "
-             f"{head['machine']['cpus']} CPUs, {report['model']})", '',
+    lines = [title(report, "A direct caller's cost", report['model']), '',
              '| engine | request | seconds | answered | RSS after (MiB) |',
              '| --- | --- | --- | --- | --- |']
     lines += [f"| {r['engine']} | {r['request']} | {r.get('seconds', '')} | "
               f"{r.get('answered', '')} | {r['rss_mib_after']} |"
               for r in report['rows']]
     return '\n'.join(lines) + '\n'
+
+
+main = cli.entry('bench.direct', parse_args, measure)
 
 
 if __name__ == '__main__':

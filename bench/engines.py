@@ -11,7 +11,6 @@ Writes engines.json and engines.md.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,11 +22,11 @@ from tqdm import tqdm
 
 from detection import paths
 from ground import cli
-from ground.cli import Failure, run
+from ground.cli import Failure
 from ground.engine import Engine
-from ground.results import write_report
+from ground.results import title, write_report
 
-from . import r50
+from . import r50, timing
 from .report import paths_table
 from .timing import timed
 
@@ -35,24 +34,11 @@ NGC_ONNXRUNTIME = Path(sys.prefix) / 'ngc-runtimes'  # scripts/setup.sh
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog='python -m bench.engines',
-                                description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.engines', __doc__)
     r50.add_arguments(p)
-    p.add_argument('--images', type=Path, nargs='+', default=[paths.SAMPLES])
-    p.add_argument('--rounds', type=int, default=2)
-    p.add_argument('--concurrency', type=int, nargs='+', default=[1, 2, 4])
+    timing.add_arguments(p, rounds=2, concurrency=[1, 2, 4])
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'engines.json')
-    args = p.parse_args(argv)
-    args.images = cli.images(p, args.images)
-    if min(args.rounds, *args.concurrency) < 1:
-        p.error('--rounds and the concurrency levels must be 1 or more')
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('bench.engines', lambda: compare(args))
+    return timing.checked(p, p.parse_args(argv))
 
 
 def compare(args) -> int:
@@ -171,9 +157,7 @@ def ratios(rows: Dict[str, Dict], levels) -> Dict[str, float]:
 
 
 def render(report: Dict) -> str:
-    head = report['provenance']
-    lines = [f"# Engines side by side ({head['date'][:10]}, "
-             f"{head['machine']['cpus']} CPUs, {report['model']})", '',
+    lines = [title(report, 'Engines side by side', report['model']), '',
              *paths_table(report['paths'])]
     lines += ['', '| ratio | value |', '| --- | --- |']
     lines += [f'| {name} | {value}x |' for name, value in report['ratios'].items()]
@@ -182,6 +166,9 @@ def render(report: Dict) -> str:
               + ', '.join(f'{k} {v}' for k, v in native['backends'].items())
               + '); stand-in: ' + report['engines']['stand-in']['backends']]
     return '\n'.join(lines) + '\n'
+
+
+main = cli.entry('bench.engines', parse_args, compare)
 
 
 if __name__ == '__main__':

@@ -25,16 +25,14 @@ from ground.results import write_report
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m bench.graphs', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.graphs', __doc__)
     p.add_argument('versions', nargs=2, type=Path, metavar='VERSION_DIR',
                    help='two exported version folders (model.onnx, metadata.json)')
     p.add_argument('--images', nargs='+', type=Path, default=[paths.SAMPLES])
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'graphs')
     args = p.parse_args(argv)
-    if args.rounds < 1:
-        p.error('--rounds must be 1 or more')
+    cli.at_least(p, 1, '--rounds', args.rounds)
     missing = [str(v) for v in args.versions if not (v / 'metadata.json').is_file()]
     if missing:
         p.error(f'not an exported version folder: {", ".join(missing)}')
@@ -67,16 +65,14 @@ def compare(versions: List[Path], images: List[Path], rounds: int) -> Dict:
     }
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return cli.run('graphs', lambda: graphs(args))
-
-
 def graphs(args: argparse.Namespace) -> int:
     report = compare(args.versions, args.images, args.rounds)
     write_report(args.out / 'graphs.json', report)
     print(json.dumps(report, indent=2))
     return 0
+
+
+main = cli.entry('graphs', parse_args, graphs)
 
 
 if __name__ == '__main__':

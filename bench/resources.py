@@ -22,7 +22,7 @@ from typing import Dict, List
 import numpy as np
 
 from detection import paths
-from ground.cli import run
+from ground import cli
 from ground.results import write_report
 
 # a pod's memory: the peak resident set with this much room above it,
@@ -80,17 +80,15 @@ class Sampler(threading.Thread):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m bench.resources',
-                                description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.resources', __doc__)
     p.add_argument('--cpus', type=int, default=None,
                    help='export for this many CPUs (default: this host\'s)')
     p.add_argument('--concurrency', type=int, default=8)
     p.add_argument('--requests', type=int, default=48)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'resources')
     args = p.parse_args(argv)
-    if min(args.concurrency, args.requests, args.cpus or 1) < 1:
-        p.error('--cpus, --concurrency and --requests must be 1 or more')
+    cli.at_least(p, 1, '--cpus, --concurrency and --requests',
+                 args.concurrency, args.requests, args.cpus or 1)
     return args
 
 
@@ -206,15 +204,13 @@ def markdown(report: Dict) -> str:
         f'(the slowest x {PROBE_HEADROOM}).', ''])
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('resources', lambda: resources(args))
-
-
 def resources(args: argparse.Namespace) -> int:
     report = write_report(args.out / 'resources.json', measure(args), markdown)
     print(markdown(report))
     return 0 if report['failed'] == report['mismatched'] == 0 else 1
+
+
+main = cli.entry('resources', parse_args, resources)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from detection import paths
-from ground.cli import run
+from ground import cli
 from ground.results import write_report
 
 REPLICAS = (1, 2)
@@ -33,16 +33,14 @@ POLL = 30.0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m bench.scaling', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.scaling', __doc__)
     p.add_argument('-c', '--concurrency', type=int, default=8)
     p.add_argument('--seconds', type=float, default=60.0,
                    help='measurement window per cluster (default: %(default)s)')
     p.add_argument('--warmup', type=float, default=15.0)
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'scaling')
     args = p.parse_args(argv)
-    if args.concurrency < 1:
-        p.error('--concurrency must be 1 or more')
+    cli.at_least(p, 1, '--concurrency', args.concurrency)
     if args.seconds <= 0 or args.warmup < 0:
         p.error('--seconds must be more than 0 and --warmup 0 or more')
     return args
@@ -142,11 +140,6 @@ def cpu_seconds(processes: list) -> float:
     return total
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('scaling', lambda: scaling(args))
-
-
 def scaling(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     repository = export_once(args.out)
@@ -196,6 +189,9 @@ def markdown(report: dict) -> str:
               f'detector, c={report["concurrency"]} in all, '
               f'{report["window_s"]:g} s windows)', '']
     return '\n'.join(lines)
+
+
+main = cli.entry('scaling', parse_args, scaling)
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from detection import paths
-from ground.cli import run
+from ground import cli
 from ground.results import write_report
 
 LEVELS = [1, 2, 4, 8, 16, 32, 64]
@@ -40,8 +40,7 @@ PERF_ANALYZER_MAX = 16
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m bench.sweep', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.sweep', __doc__)
     p.add_argument('--models', nargs='+', choices=sorted(WINDOWS),
                    default=sorted(WINDOWS))
     p.add_argument('--concurrency', type=int, nargs='+', default=LEVELS)
@@ -59,8 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='export for this many CPUs (default: this host\'s)')
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'load')
     args = p.parse_args(argv)
-    if min(*args.concurrency, args.rounds, args.cpus or 1) < 1:
-        p.error('--concurrency, --rounds and --cpus must be 1 or more')
+    cli.at_least(p, 1, '--concurrency, --rounds and --cpus',
+                 *args.concurrency, args.rounds, args.cpus or 1)
     if (args.seconds is not None and args.seconds <= 0) or (args.warmup or 0) < 0:
         p.error('--seconds must be more than 0 and --warmup 0 or more')
     return args
@@ -84,11 +83,6 @@ def sweep_images(out: Path) -> Dict[str, List[Path]]:
     write_split(out / 'images', 'val', 16, seed=1)
     return {'demo': sorted((out / 'images' / 'val').glob('*.jpg')),
             'r50': sorted(paths.SAMPLES.glob('*.jpg'))}
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('load', lambda: sweep(args))
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -236,6 +230,9 @@ def write(report: Dict, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / 'load.png', dpi=100)
     plt.close(fig)
+
+
+main = cli.entry('load', parse_args, sweep)
 
 
 if __name__ == '__main__':

@@ -21,13 +21,12 @@ from triton_frcnn.files import not_found
 
 from detection import paths
 from detection.coco import METRICS, CocoSplit
-from ground.cli import run
+from ground import cli
 from ground.results import write_report
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m evaluation', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('evaluation', __doc__)
     p.add_argument('-c', '--config', type=Path, required=True)
     p.add_argument('-w', '--checkpoint', type=Path, required=True)
     p.add_argument('--ann', type=Path, required=True,
@@ -78,11 +77,6 @@ def table(rows: Dict[str, Dict[str, float]], reference: str) -> str:
 
 
 REFERENCE = 'pytorch (mmdet)'
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run('eval', lambda: evaluate(args))
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -138,6 +132,9 @@ def detect_every_way(args: argparse.Namespace, split: CocoSplit):
             with stack.detector(request.served_name) as detector:
                 runs[name] = run_path(name, split, detector, args.concurrency)
     return runs, model.dataset_meta['classes'], stack.exports
+
+
+main = cli.entry('eval', parse_args, evaluate)
 
 
 if __name__ == '__main__':

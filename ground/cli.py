@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple, Type
+from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 from .process import interrupt_on_sigterm
 
@@ -35,6 +35,22 @@ def setup_logging(verbose: bool = False) -> None:
                         format='[%(name)s] %(message)s')
     for name in PROGRESS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def parser(prog: str, doc: Optional[str]) -> argparse.ArgumentParser:
+    """``python -m PROG``'s parser, its module docstring shown as written
+    (the docstrings are laid out as paragraphs and lists)."""
+    return argparse.ArgumentParser(
+        prog=f'python -m {prog}', description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def at_least(parser: argparse.ArgumentParser, least: int, flags: str,
+             *values: float) -> None:
+    """A usage error, ``FLAGS must be LEAST or more``, where any of
+    ``values`` is below ``least``."""
+    if min(values) < least:
+        parser.error(f'{flags} must be {least} or more')
 
 
 def images(parser: argparse.ArgumentParser, given: Sequence[Path]) -> List[Path]:
@@ -69,3 +85,15 @@ def run(prog: str, work: Callable[[], int],
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr)
         return INTERRUPTED
+
+
+def entry(prog: str,
+          parse_args: Callable[[Optional[Sequence[str]]], argparse.Namespace],
+          work: Callable[[argparse.Namespace], int]
+          ) -> Callable[[Optional[Sequence[str]]], int]:
+    """A program's ``main(argv=None)``: its arguments parsed (a usage error
+    exits 2 there), then ``work(args)`` under ``run``."""
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        args = parse_args(argv)
+        return run(prog, lambda: work(args))
+    return main

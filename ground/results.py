@@ -19,6 +19,14 @@ def headed(report: Dict, packages: Iterable[str] = MEASURED_WITH) -> Dict:
             **report}
 
 
+def title(report: Dict, what: str, *details: str) -> str:
+    """A result's markdown heading: ``# WHAT (DATE, N CPUs, DETAILS...)``,
+    the date and CPUs from its provenance."""
+    head = report['provenance']
+    return (f"# {what} ({head['date'][:10]}, {head['machine']['cpus']} CPUs"
+            + ''.join(f', {d}' for d in details) + ')')
+
+
 def write_report(path: Path, report: Dict,
                  render: Optional[Callable[[Dict], str]] = None,
                  packages: Iterable[str] = MEASURED_WITH) -> Dict:

@@ -111,8 +111,7 @@ def in_flight(call: Callable[[int], tuple], count: int,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m tools.soak', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('tools.soak', __doc__)
     p.add_argument('images', nargs='+', type=Path)
     p.add_argument('-u', '--url', default='localhost:8001')
     p.add_argument('-m', '--model', default='faster_rcnn')

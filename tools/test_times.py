@@ -15,13 +15,12 @@ the engine the run's servers had.
 """
 from __future__ import annotations
 
-import argparse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List
 
 from ground import cli
-from ground.results import write_report
+from ground.results import title, write_report
 
 SLOWEST = 15
 
@@ -70,9 +69,7 @@ def cases(run: ET.Element) -> List[Dict]:
 
 
 def render(report: Dict) -> str:
-    head = report['provenance']
-    lines = [f"# Test suite times ({head['date'][:10]}, "
-             f"{head['machine']['cpus']} CPUs)", '',
+    lines = [title(report, 'Test suite times'), '',
              '| tier | seconds | tests | failures | errors | skipped |',
              '| --- | --- | --- | --- | --- | --- |']
     lines += [f"| `{name}` | {t['seconds']} | {t['tests']} | {t['failures']} "
@@ -93,9 +90,7 @@ def render(report: Dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog='python -m tools.test_times', description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('tools.test_times', __doc__)
     p.add_argument('--tier', action='append', required=True,
                    metavar='NAME=JUNIT.xml',
                    help="a run's name and its JUnit XML; the first one's "

@@ -62,8 +62,7 @@ MAX_DROP = {variant: FORMATS[name].max_map_drop for variant, name in (
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m bench.gpu', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('bench.gpu', __doc__)
     p.add_argument('-r', '--repository', type=Path, required=True,
                    help='a repository holding -m and --gate-model, exported')
     p.add_argument('-m', '--model', default='r50',
@@ -95,9 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--out', type=Path, default=paths.RESULTS / 'gpu')
     args = p.parse_args(argv)
     args.images = cli.images(p, args.images)
-    if min(*args.batch, *args.concurrency, args.rounds, args.gate_limit) < 1:
-        p.error('--batch, --concurrency, --rounds and --gate-limit must be 1 '
-                'or more')
+    cli.at_least(p, 1, '--batch, --concurrency, --rounds and --gate-limit',
+                 *args.batch, *args.concurrency, args.rounds, args.gate_limit)
     if args.seconds <= 0 or args.warmup < 0:
         p.error('--seconds must be more than 0 and --warmup 0 or more')
     return args

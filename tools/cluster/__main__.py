@@ -28,8 +28,7 @@ from .s3 import CREDENTIALS
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog='python -m tools.cluster', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser('tools.cluster', __doc__)
     p.add_argument('--replicas', type=int, default=2)
     p.add_argument('-c', '--config', type=Path, default=paths.DEMO_CONFIG)
     p.add_argument('-w', '--checkpoint', type=Path, default=paths.DEMO_CHECKPOINT)
