@@ -47,7 +47,7 @@ $(STAMP): requirements.txt scripts/setup.sh pyproject.toml client/pyproject.toml
 	bash scripts/setup.sh
 	touch $@
 
-tools: $(TOOLS_STAMP)  ## setup, and what only the tests and benchmarks need: perf_analyzer, nginx, Python 3.10
+tools: $(TOOLS_STAMP)  ## setup, and what only the tests and benchmarks need: the lock's dev packages (pytest, moto, kubernetes-validate...), perf_analyzer, nginx, Python 3.10
 $(TOOLS_STAMP): $(STAMP) deploy/server-requirements.txt
 	bash scripts/setup.sh tools
 	touch $@

@@ -36,6 +36,9 @@ stale() { ! cmp -s "$2" "$1/.installed-from" 2>/dev/null; }
 # tools target): perf_analyzer and libb64 (make bench), nginx (make cluster
 # and the tests that start it), Python 3.10 (the image's pre/post check)
 tools() {
+  step "what only the tests, benchmarks and cluster need (requirements.txt's '# dev')"
+  grep -E ' # dev$' requirements.txt | sed 's/ *# dev$//' > "$VENV/requirements.dev.txt"
+  pip install $pin -r "$VENV/requirements.dev.txt"
   # perf_analyzer (make bench): the one in tritonclient 2.51 is the newest that
   # runs on this glibc (2.36); it needs libb64 (Debian) and libcudart.so.12,
   # which nvidia-pytriton bundles under a hashed name.
@@ -94,8 +97,8 @@ fi
 # - nvidia-pytriton is here only for the tritonserver binary it bundles; its
 #   numpy<2 pin would fight the rest of the stack.
 NO_DEPS="mmdeploy nvidia-pytriton"
-step "mmdet, ONNX, ONNX Runtime, Triton client, test tools"
-grep -v -E "^(mmcv|${NO_DEPS// /|})==" requirements.txt > "$VENV/requirements.rest.txt"
+step "mmdet, ONNX, ONNX Runtime, Triton client"
+grep -v -E "^(mmcv|${NO_DEPS// /|})==| # dev$" requirements.txt > "$VENV/requirements.rest.txt"
 pip install -r "$VENV/requirements.rest.txt"
 step "$NO_DEPS (without their declared dependencies)"
 pip install --no-deps $pin $NO_DEPS

@@ -330,7 +330,7 @@ def test_the_dashboard_is_grafana_json_on_tritons_metrics(manifests):
 
 
 def lock() -> dict:
-    pins = re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)$',
+    pins = re.findall(r'^([A-Za-z0-9_.-]+)==(\S+)(?:\s+# dev)?$',
                       (ROOT / 'requirements.txt').read_text(), re.M)
     return {k.lower(): v for k, v in pins}
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Dict, Iterable, Set, Tuple
+
+from importlib import metadata
 
 from packaging.requirements import Requirement
 
@@ -167,17 +171,29 @@ def declared(pyproject: Path):
         yield from group
 
 
-def test_the_lock_pins_every_declared_dependency_within_its_range():
+def normal(name: str) -> str:
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def locked() -> Dict[str, Tuple[str, bool]]:
+    """requirements.txt: each package's version, and whether it is tagged
+    '# dev' (installed by make's tools target only)."""
     lock = {}
     for line in (ROOT / 'requirements.txt').read_text().splitlines():
         if line and not line.startswith('#'):
-            name, version = line.split('==')
-            lock[name.lower().replace('_', '-')] = version
+            pin, _, tag = line.partition('#')
+            name, version = pin.strip().split('==')
+            lock[normal(name)] = (version, tag.strip() == 'dev')
+    return lock
+
+
+def test_the_lock_pins_every_declared_dependency_within_its_range():
+    lock = {name: version for name, (version, _) in locked().items()}
     problems = []
     for pyproject in (ROOT / 'pyproject.toml', ROOT / 'client/pyproject.toml'):
         for text in declared(pyproject):
             req = Requirement(text)
-            name = req.name.lower().replace('_', '-')
+            name = normal(req.name)
             if name == 'triton-frcnn-client':
                 continue  # this repository's own ./client
             if name not in lock:
@@ -185,6 +201,50 @@ def test_the_lock_pins_every_declared_dependency_within_its_range():
             elif not req.specifier.contains(lock[name], prereleases=True):
                 problems.append(f'{pyproject.name}: {text}, locked {lock[name]}')
     assert not problems, '\n'.join(problems)
+
+
+def closure(requirements: Iterable[str]) -> Set[str]:
+    """The installed distributions ``requirements`` need, themselves
+    included, by their declared dependencies (extras followed)."""
+    seen: Set[Tuple[str, frozenset]] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        key = (normal(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            needs = metadata.requires(req.name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in needs:
+            need = Requirement(text)
+            if need.marker is None or any(need.marker.evaluate({'extra': e})
+                                          for e in ('', *req.extras)):
+                todo.append(need)
+    return {name for name, _ in seen}
+
+
+def test_what_the_lock_tags_dev_is_what_only_the_dev_role_needs():
+    """make demo installs the lock less its '# dev' lines, make's tools target
+    those: a package tagged dev that the code's other roles need would be
+    missing from the demo, one untagged that only the dev role needs would
+    cost the demo its install."""
+    project = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+    roles = project['optional-dependencies']
+    others = [*project['dependencies'], *(r for role, needs in roles.items()
+                                          if role != 'dev' for r in needs),
+              # installed without their declared dependencies (setup.sh),
+              # yet what they import must be there
+              'mmdeploy', 'nvidia-pytriton',
+              'triton-frcnn-client[http]']
+    lock = locked()
+    only_dev = (closure(roles['dev']) - closure(others)) & set(lock)
+    tagged = {name for name, (_, dev) in lock.items() if dev}
+    assert len(tagged) >= 20  # moto, kubernetes-validate, pytest and theirs
+    assert tagged == only_dev, (sorted(tagged - only_dev),
+                                sorted(only_dev - tagged))
 
 
 def test_every_package_of_the_tree_is_installed():
