@@ -10,6 +10,8 @@ CHECKPOINT ?= checkpoints/faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth
 DATA ?= data/synthetic
 DEMO_CONFIG ?= configs/mmdet/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py
 DEMO_CHECKPOINT ?= checkpoints/demo_r18_fpn_synthetic.pth
+# the val images make demo writes and sends (the mAP gates' set is 300)
+DEMO_IMAGES ?= 12
 EVAL_CONFIG ?= $(DEMO_CONFIG)
 EVAL_CHECKPOINT ?= $(DEMO_CHECKPOINT)
 EVAL_ANN ?= $(DATA)/annotations/val.json
@@ -74,9 +76,9 @@ detect: setup  ## send IMAGES to a running server, annotated copies into RESULTS
 	$(PY) -m client -u $(URL) -m $(MODEL) --out $(RESULTS) $(IMAGES)
 
 demo: setup  ## no weights to download: export the demo detector, serve, detect on val images, stop
-	$(PY) -m synthetic -o $(DATA) --train 0
+	$(PY) -m synthetic -o $(DATA) --train 0 --val $(DEMO_IMAGES)
 	$(PY) -m tools.demo -c $(DEMO_CONFIG) -w $(DEMO_CHECKPOINT) -m $(MODEL) \
-	  -r $(REPOSITORY) --images $(DATA)/val --limit 12 --out $(RESULTS)
+	  -r $(REPOSITORY) --images $(DATA)/val --limit $(DEMO_IMAGES) --out $(RESULTS)
 
 data: setup  ## the synthetic shapes dataset (train + val, COCO format)
 	$(PY) -m synthetic -o $(DATA)

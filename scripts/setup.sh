@@ -12,6 +12,10 @@ pin="-c requirements.txt"
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# --no-compile: no bytecode for the thousands of modules nothing here imports
+# (botocore's, torch's, ...); Python writes it for the ones that are, on first
+# import, into the same venv
+install() { pip install --no-compile "$@"; }
 
 # each step's line, and when the next begins, how long the last one took
 STEP=; STEP_START=$SECONDS
@@ -38,7 +42,7 @@ stale() { ! cmp -s "$2" "$1/.installed-from" 2>/dev/null; }
 tools() {
   step "what only the tests, benchmarks and cluster need (requirements.txt's '# dev')"
   grep -E ' # dev$' requirements.txt | sed 's/ *# dev$//' > "$VENV/requirements.dev.txt"
-  pip install $pin -r "$VENV/requirements.dev.txt"
+  install $pin -r "$VENV/requirements.dev.txt"
   # perf_analyzer (make bench): the one in tritonclient 2.51 is the newest that
   # runs on this glibc (2.36); it needs libb64 (Debian) and libcudart.so.12,
   # which nvidia-pytriton bundles under a hashed name.
@@ -81,9 +85,9 @@ fi
 step "pip, setuptools (<81: mmcv's setup.py needs pkg_resources)"
 pip install $pin pip setuptools wheel
 step "torch (CPU build)"
-pip install $pin torch
+install $pin torch
 step "mmengine and mmcv's build tools"
-pip install $pin mmengine ninja psutil numpy
+install $pin mmengine ninja psutil numpy
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   # -g0: no debug info for mmcv's op sources, each of which includes torch's headers
   # (the same -O3 code, in about half the time: docs/results/demo-fresh.log)
@@ -99,9 +103,9 @@ fi
 NO_DEPS="mmdeploy nvidia-pytriton"
 step "mmdet, ONNX, ONNX Runtime, Triton client"
 grep -v -E "^(mmcv|${NO_DEPS// /|})==| # dev$" requirements.txt > "$VENV/requirements.rest.txt"
-pip install -r "$VENV/requirements.rest.txt"
+install -r "$VENV/requirements.rest.txt"
 step "$NO_DEPS (without their declared dependencies)"
-pip install --no-deps $pin $NO_DEPS
+install --no-deps $pin $NO_DEPS
 [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || apt_need libjemalloc2 "the server's memory after large requests (serve/server.py)"
 # The runtimes of NGC's native backends, for the local stand-in backend only
 # (serve/backends/runtime.py): apart from the project's own versions.
