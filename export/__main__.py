@@ -130,11 +130,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'tf32 0.3)')
     p.add_argument('-v', '--verbose', action='store_true')
     args = p.parse_args(argv)
-    if args.version is not None and args.version < 1:
-        p.error('--version must be 1 or more')
-    for flag in ('instances', 'cpus', 'gpu_cpus', 'max_queue'):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            p.error(f'--{flag.replace("_", "-")} must be 1 or more')
+    for flag in ('version', 'instances', 'cpus', 'gpu_cpus', 'max_queue'):
+        if getattr(args, flag) is not None:
+            cli.at_least(p, 1, f'--{flag.replace("_", "-")}', getattr(args, flag))
     if args.queue_timeout_s <= 0:
         p.error('--queue-timeout must be more than 0')
     given = [*args.images, *args.calibration, args.accuracy_ann,

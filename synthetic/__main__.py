@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ground import cli
 from ground.cli import error
 
 from .generate import write_split
@@ -29,8 +30,7 @@ def main(argv=None) -> int:
     p.add_argument('--val', type=int, default=300)
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args(argv)
-    if min(args.train, args.val) < 0:
-        p.error('--train and --val must be 0 or more')
+    cli.at_least(p, 0, '--train and --val', args.train, args.val)
     todo = []
     for split, count, seed in (('train', args.train, args.seed),
                                ('val', args.val, args.seed + 1)):

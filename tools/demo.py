@@ -34,8 +34,7 @@ def main(argv=None) -> int:
         images = given_images([args.images])
     except ValueError as exc:
         p.error(str(exc))
-    if args.limit < 0:
-        p.error('--limit must be 0 or more')
+    cli.at_least(p, 0, '--limit', args.limit)
 
     images = images[:args.limit] if args.limit else images
     return cli.run('demo', lambda: demo(args, images))

@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     p.add_argument('--out', type=Path, default=None, help='JSON report')
     args = p.parse_args(argv)
     images = cli.images(p, args.images)
-    if min(args.requests, args.concurrency) < 1:
-        p.error('--requests and --concurrency must be 1 or more')
+    cli.at_least(p, 1, '--requests and --concurrency', args.requests,
+                 args.concurrency)
     return cli.run('soak', lambda: soak_and_report(args, images),
                    failures=(ServerUnavailable,))
 
