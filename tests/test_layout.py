@@ -8,10 +8,9 @@ import re
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Dict, Iterable, Set, Tuple
-
-from importlib import metadata
 
 from packaging.requirements import Requirement
 

@@ -13,6 +13,8 @@ import random
 import threading
 from dataclasses import dataclass, field
 
+from .protocol import first_line
+
 # gRPC status names and HTTP codes as tritonclient reports them
 BUSY_STATUS = ('StatusCode.UNAVAILABLE', 'StatusCode.RESOURCE_EXHAUSTED',
                '503', '429')
@@ -78,8 +80,7 @@ class Retry:
             self.retried += not ends
         if ends and is_busy(exc):
             raise ServerBusy(f'server busy: refused for load after {attempt} '
-                             f'retries ({str(exc).strip().splitlines()[0]})'
-                             ) from None
+                             f'retries ({first_line(exc)})') from None
         if ends:
             raise exc from None
         bound = min(self.max_delay, self.backoff * 2 ** attempt)
